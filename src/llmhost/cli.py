@@ -1,0 +1,159 @@
+"""The `llmhost` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from llmhost.config import ConfigError, Settings, config_path_from_env, load_settings
+
+app = typer.Typer(help="llmhost: serve GGUF models with llama.cpp behind the OpenAI API.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (default: the platformdirs path)")
+]
+EngineOption = Annotated[Path | None, typer.Option("--llama-server", help="llama-server binary to use")]
+
+
+def _settings(config: Path | None, llama_server: Path | None = None, **overrides: object) -> Settings:
+    try:
+        settings = load_settings(config, **overrides)
+        if llama_server is not None:
+            settings.engine.llama_server = llama_server
+        return settings
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        err_console.print(f"[red]config error: {exc}[/red]".replace("\n", " "), highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 11436)")] = None,
+    llama_server: EngineOption = None,
+    model_dir: Annotated[list[Path] | None, typer.Option(help="extra directory of .gguf files")] = None,
+    insecure: Annotated[bool, typer.Option(help="allow a non-loopback bind without API keys")] = False,
+) -> None:
+    """Serve every model of the catalog on one port."""
+    import uvicorn
+
+    from llmhost.app import create_app
+    from llmhost.logging import configure_logging
+
+    settings = _settings(config, llama_server, host=host, port=port)
+    if model_dir:
+        settings.model_dirs = [*settings.model_dirs, *model_dir]
+    if not _is_loopback(settings.host) and not insecure:
+        err_console.print(
+            f"refusing to bind {settings.host}: llmhost has no API keys configured yet, so anyone on the "
+            "network could use it. Bind 127.0.0.1, or pass --insecure if you really mean it."
+        )
+        raise typer.Exit(2)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def setup(config: ConfigOption = None, llama_server: EngineOption = None) -> None:
+    """Install a CPU llama-server (built once per machine) and the default model; show where they went."""
+    from llmhost.installer import InstallError, run_setup
+
+    settings = _settings(config, llama_server)
+    try:
+        run_setup(settings, console)
+    except InstallError as exc:
+        err_console.print(f"[red]setup failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def models(config: ConfigOption = None) -> None:
+    """List the models llmhost can serve."""
+    from llmhost.models.catalog import Catalog
+
+    settings = _settings(config)
+    catalog = Catalog(settings)
+    with console.status("reading model metadata"):
+        entries = catalog.scan()
+    table = Table(title="models")
+    table.add_column("name", overflow="fold", min_width=24)
+    for column in ("source", "arch", "size", "quant", "true ctx", "configured ctx"):
+        table.add_column(column)
+    for entry in entries:
+        meta = entry.meta
+        profile = catalog.profile(entry)
+        table.add_row(
+            entry.name,
+            entry.source,
+            meta.architecture if meta else f"[red]{entry.error}[/red]",
+            _human_size(entry.size),
+            (meta.quantization if meta else None) or "n/a",
+            str(meta.context_length) if meta and meta.context_length else "n/a",
+            str(profile.ctx),
+        )
+    console.print(table)
+    if not entries:
+        console.print("no models found: run `llmhost setup`, or add model_dirs to the config")
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective configuration (file + environment + defaults) as YAML."""
+    settings = _settings(config)
+    source = config or config_path_from_env()
+    console.print(f"# config file: {source} ({'found' if source.exists() else 'not present, defaults apply'})")
+    console.print(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), highlight=False)
+
+
+@app.command()
+def version() -> None:
+    """Print the llmhost version."""
+    from llmhost import __version__
+
+    console.print(__version__)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    app()

@@ -1,0 +1,110 @@
+"""What llmhost needs to know about a GGUF file, read from its header with the ``gguf`` package."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gguf import GGUFReader, LlamaFileType, ReaderField
+
+GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True, slots=True)
+class GgufMeta:
+    architecture: str | None
+    name: str | None  # general.name
+    context_length: int | None  # <arch>.context_length: the context the model was trained for
+    embedding_length: int | None
+    block_count: int | None
+    head_count: int | None
+    head_count_kv: int | None
+    parameter_count: int | None  # sum of the tensors' element counts
+    quantization: str | None  # e.g. "Q4_1"
+    chat_template: str | None  # tokenizer.chat_template
+    pooling_type: int | None
+    file_size: int
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.chat_template)
+
+
+def read_gguf_meta(path: Path) -> GgufMeta:
+    """Parse the header of ``path``. Slow-ish for big vocabularies: call it from a thread."""
+    file_size = path.stat().st_size
+    with path.open("rb") as handle:
+        if handle.read(4) != GGUF_MAGIC:
+            raise ValueError(f"not a GGUF file: {path}")
+    try:
+        reader = GGUFReader(path)
+    except Exception as exc:  # the reader raises whatever numpy/struct raise on a corrupt file
+        raise ValueError(f"not a GGUF file: {path}: {exc}") from exc
+    return _meta_from_reader(reader, file_size)
+
+
+def _meta_from_reader(reader: GGUFReader, file_size: int) -> GgufMeta:
+    fields = reader.fields
+    arch = _str(fields.get("general.architecture"))
+    prefix = f"{arch}." if arch else "\0"  # no architecture: no per-architecture keys match
+    params = sum(int(tensor.n_elements) for tensor in reader.tensors)
+    return GgufMeta(
+        architecture=arch,
+        name=_str(fields.get("general.name")),
+        context_length=_int(fields.get(prefix + "context_length")),
+        embedding_length=_int(fields.get(prefix + "embedding_length")),
+        block_count=_int(fields.get(prefix + "block_count")),
+        head_count=_int(fields.get(prefix + "attention.head_count")),
+        head_count_kv=_int(fields.get(prefix + "attention.head_count_kv")),
+        parameter_count=params or None,
+        quantization=_quantization(reader),
+        chat_template=_str(fields.get("tokenizer.chat_template")),
+        pooling_type=_int(fields.get(prefix + "pooling_type")),
+        file_size=file_size,
+    )
+
+
+def _contents(field: ReaderField | None) -> Any:
+    if field is None or not field.types:
+        return None
+    try:
+        return field.contents()
+    except (ValueError, UnicodeDecodeError, IndexError):
+        return None
+
+
+def _str(field: ReaderField | None) -> str | None:
+    value = _contents(field)
+    return value if isinstance(value, str) else None
+
+
+def _int(field: ReaderField | None) -> int | None:
+    """A scalar, or the largest entry of a per-layer array (some architectures have per-layer heads)."""
+    value = _contents(field)
+    if isinstance(value, list):
+        numbers = [v for v in value if isinstance(v, int | float)]
+        return int(max(numbers)) if numbers else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def _quantization(reader: GGUFReader) -> str | None:
+    file_type = _int(reader.fields.get("general.file_type"))
+    if file_type is not None:
+        try:
+            kind = LlamaFileType(file_type)
+        except ValueError:
+            kind = None
+        if kind is not None and kind is not LlamaFileType.GUESSED:
+            return kind.name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    return _dominant_tensor_type(reader)
+
+
+def _dominant_tensor_type(reader: GGUFReader) -> str | None:
+    weights: Counter[str] = Counter()
+    for tensor in reader.tensors:
+        weights[tensor.tensor_type.name] += int(tensor.n_elements)
+    return weights.most_common(1)[0][0] if weights else None

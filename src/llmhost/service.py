@@ -1,0 +1,86 @@
+"""The core: resolve a model, hold its engine for the request, and stream internal events.
+
+Dialect routers call only this; it knows nothing of wire formats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+
+from llmhost.config import Settings
+from llmhost.engines.scheduler import Scheduler
+from llmhost.installer import resolve_engine
+from llmhost.models.catalog import Catalog, ModelEntry
+from llmhost.types import (
+    ChatRequest,
+    CompletionRequest,
+    EmbedRequest,
+    Embeddings,
+    InvalidRequest,
+    ModelNotFound,
+    StreamEvent,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Resolved:
+    entry: ModelEntry
+    requested: str
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog = Catalog(settings)
+        self.scheduler = Scheduler(settings, resolve_engine(settings))
+
+    async def start(self) -> None:
+        self.scheduler.reap_orphans()
+        entries = await asyncio.to_thread(self.catalog.scan)
+        log.info("catalog loaded", models=len(entries), engine=str(self.scheduler.binary))
+
+    async def stop(self) -> None:
+        await self.scheduler.stop_all()
+
+    def resolve(self, name: str) -> ModelEntry:
+        try:
+            return self.catalog.get(name)
+        except ModelNotFound:
+            if self.settings.unknown_model == "default":
+                default = self.catalog.default_entry()
+                if default is not None:
+                    return default
+            raise
+
+    def stream_chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        entry = self.resolve(req.model)
+        if any(message.images for message in req.messages):
+            raise InvalidRequest(f"the model {entry.name} has no vision support; remove the images", param="messages")
+        return self._stream(entry, lambda client: client.stream_chat(req))
+
+    def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        entry = self.resolve(req.model)
+        return self._stream(entry, lambda client: client.stream_completion(req))
+
+    async def embed(self, req: EmbedRequest) -> Embeddings:
+        entry = self.resolve(req.model)
+        profile = self.catalog.profile(entry)
+        if not profile.embeddings:
+            raise InvalidRequest(f"embeddings are disabled for {entry.name} (profile: embeddings: false)")
+        async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
+            result = await client.embed(req)
+            engine.note_success()
+            return result
+
+    async def _stream(self, entry: ModelEntry, open_stream) -> AsyncIterator[StreamEvent]:  # type: ignore[no-untyped-def]
+        profile = self.catalog.profile(entry)
+        async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
+            async for event in open_stream(client):
+                yield event
+            engine.note_success()
