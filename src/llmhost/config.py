@@ -62,6 +62,9 @@ class ModelProfile(Strict):
     pooling: Literal["none", "mean", "cls", "last", "rank"] | None = Field(
         "mean", description="--pooling for embeddings; mean works for chat models without pooling metadata"
     )
+    tool_calls: Literal["prompt", "native"] = Field(
+        "prompt", description="prompt: tools described in the prompt + JSON schema (any model); native: the engine's"
+    )
     extra_args: list[str] = Field(default_factory=list, description="appended to the llama-server argv")
     aliases: list[str] = Field(default_factory=list)
     ttl: float | None = Field(None, description="seconds idle before unload; None = keep loaded")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from llmhost import tools
 from llmhost.config import Settings
 from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
@@ -62,6 +63,9 @@ class Service:
         entry = self.resolve(req.model)
         if any(message.images for message in req.messages):
             raise InvalidRequest(f"the model {entry.name} has no vision support; remove the images", param="messages")
+        if tools.uses_tools(req) and self.catalog.profile(entry).tool_calls == "prompt":
+            prompted = tools.prompted_request(req)
+            return tools.tool_events(self._stream(entry, lambda client: client.stream_chat(prompted)))
         return self._stream(entry, lambda client: client.stream_chat(req))
 
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:

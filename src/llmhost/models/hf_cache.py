@@ -83,7 +83,7 @@ def _stays_inside(repo_dir: Path, path: Path) -> bool:
         target = path.resolve(strict=True)
     except (OSError, RuntimeError):  # dangling link or a loop
         return False
-    if not target.is_file() or not target.is_relative_to(repo_dir.resolve()):
+    if not target.is_relative_to(repo_dir.resolve()):
         log.warning("ignoring %s: it resolves outside %s", path, repo_dir)
         return False
-    return True
+    return target.is_file()
