@@ -33,23 +33,24 @@ $(VENV)/.stamp-test: pyproject.toml | $(PY)
 	$(PIP_INSTALL) -e '.[test]'
 	touch $@ $(VENV)/.stamp-run
 
-run: $(VENV)/.stamp-run
+run: system-deps $(VENV)/.stamp-run
 	$(LLMHOST) setup
 	exec $(LLMHOST) serve
 
-setup: $(VENV)/.stamp-run
+setup: system-deps $(VENV)/.stamp-run
 	$(LLMHOST) setup
 
 system-deps:
 	@missing=""; \
 	for cmd in $(SYSTEM_COMMANDS); do command -v "$$cmd" >/dev/null || missing="$$missing $$cmd"; done; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
 		echo "missing:$$missing -- not root, skipping apt; install with: sudo apt-get install cmake build-essential"; \
 		exit 0; \
 	fi; \
 	echo "missing:$$missing -- installing cmake build-essential with apt-get"; \
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake build-essential
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake build-essential python3-venv
 
 test: system-deps $(VENV)/.stamp-test
 	$(LLMHOST) setup
