@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhost import __version__
-from llmhost.api import errors
+from llmhost.api import admin, errors
 from llmhost.api import openai as openai_routes
 from llmhost.config import Settings
 from llmhost.service import Service
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
     app.include_router(openai_routes.router)
+    app.include_router(admin.router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -147,6 +147,35 @@ def config_show(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def ps(
+    config: ConfigOption = None,
+    url: Annotated[str | None, typer.Option(help="service URL (default: from the config)")] = None,
+) -> None:
+    """Show the running engines of a serving llmhost."""
+    import httpx
+
+    settings = _settings(config)
+    base = url or f"http://{settings.host}:{settings.port}"
+    try:
+        engines = httpx.get(f"{base}/admin/engines", timeout=5).json()["engines"]
+    except httpx.HTTPError as exc:
+        err_console.print(f"cannot reach llmhost at {base}: {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title="engines")
+    table.add_column("model", overflow="fold", min_width=24)
+    for column in ("state", "pid", "port", "uptime", "in flight", "memory MiB", "reason"):
+        table.add_column(column, overflow="fold")
+    for e in engines:
+        memory = e["memory_total_mib"]
+        table.add_row(
+            e["model"], e["state"], str(e["pid"] or ""), str(e["port"] or ""),
+            f"{e['uptime_s']} s" if e["uptime_s"] is not None else "", str(e["in_flight"]),
+            f"{memory:.0f}" if memory is not None else "n/a", e["reason"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
 def version() -> None:
     """Print the llmhost version."""
     from llmhost import __version__

@@ -19,8 +19,8 @@ from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
-    EmbedRequest,
     Embeddings,
+    EmbedRequest,
     InvalidRequest,
     ModelNotFound,
     StreamEvent,

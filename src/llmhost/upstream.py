@@ -14,8 +14,8 @@ from llmhost.protocols import openai
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
-    EmbedRequest,
     Embeddings,
+    EmbedRequest,
     EngineFailed,
     EngineUnavailable,
     InvalidRequest,

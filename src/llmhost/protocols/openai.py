@@ -21,8 +21,8 @@ from llmhost.types import (
     ChatRequest,
     CompletionRequest,
     Done,
-    EmbedRequest,
     Embeddings,
+    EmbedRequest,
     InvalidRequest,
     LlmhostError,
     Message,
@@ -160,7 +160,7 @@ def parse_completion(body: Any) -> CompletionRequest:
     if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
         if len(prompt) != 1:
             raise InvalidRequest("Only one prompt per request is supported.", param="prompt")
-        prompt = prompt[0]  # type: ignore[assignment]
+        prompt = prompt[0]
     sampling = _sampling(wire)
     if sampling.max_tokens is None:
         sampling.max_tokens = 16  # the OpenAI spec default for legacy completions
@@ -181,7 +181,7 @@ def parse_embeddings(body: Any) -> tuple[EmbedRequest, Literal["float", "base64"
     if isinstance(raw, str):
         inputs = [raw]
     elif raw and isinstance(raw[0], int):
-        inputs = [raw]  # type: ignore[list-item]
+        inputs = [raw]
     else:
         inputs = raw  # type: ignore[assignment]
     if not inputs or any(len(item) == 0 for item in inputs):
@@ -248,7 +248,7 @@ def _message(wire: WireMessage, index: int) -> Message:
     if role == "tool" and not wire.tool_call_id:
         raise InvalidRequest(f"messages.{index}.tool_call_id is required for tool messages.", param="messages")
     return Message(
-        role=role,  # type: ignore[arg-type]
+        role=role,
         content=text,
         reasoning=wire.reasoning_content or wire.reasoning,
         tool_calls=calls,
