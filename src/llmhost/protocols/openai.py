@@ -177,13 +177,8 @@ def parse_completion(body: Any) -> CompletionRequest:
 def parse_embeddings(body: Any) -> tuple[EmbedRequest, Literal["float", "base64"]]:
     wire = _validate(WireEmbeddingRequest, body)
     raw = wire.input
-    inputs: list[str] | list[list[int]]
-    if isinstance(raw, str):
-        inputs = [raw]
-    elif raw and isinstance(raw[0], int):
-        inputs = [raw]
-    else:
-        inputs = raw  # type: ignore[assignment]
+    single = isinstance(raw, str) or bool(raw and isinstance(raw[0], int))
+    inputs: list[Any] = [raw] if single else list(raw)
     if not inputs or any(len(item) == 0 for item in inputs):
         raise InvalidRequest("input must not be empty.", param="input")
     return EmbedRequest(model=wire.model, inputs=inputs), wire.encoding_format
