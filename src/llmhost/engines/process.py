@@ -111,8 +111,8 @@ class ChildProcess:
             preexec_fn=_set_pdeathsig,
             env=self.env,
         )
-        self._write_pid_file()
         self._reader = asyncio.create_task(self._read_stderr(self._proc), name=f"stderr-{self.name}")
+        self._write_pid_file()
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -169,7 +169,10 @@ class ChildProcess:
     def _write_pid_file(self) -> None:
         assert self._proc is not None
         self.pid_dir.mkdir(parents=True, exist_ok=True)
-        created = psutil.Process(self._proc.pid).create_time()
+        try:
+            created = psutil.Process(self._proc.pid).create_time()
+        except psutil.NoSuchProcess:
+            return  # it exited already (e.g. rejected its arguments): nothing can be orphaned
         record = {"pid": self._proc.pid, "name": self.name, "argv": self.argv, "create_time": created}
         self._pid_file().write_text(json.dumps(record))
 
@@ -196,7 +199,7 @@ def reap_orphans(pid_dir: Path) -> list[int]:
             if same and proc.cmdline()[:1] == record["argv"][:1]:
                 _signal_group(proc.pid, signal.SIGKILL)
                 killed.append(proc.pid)
-        except (psutil.Error, ValueError, KeyError, OSError):
+        except (psutil.Error, ValueError, KeyError, TypeError, OSError):
             pass
         path.unlink(missing_ok=True)
     if killed:

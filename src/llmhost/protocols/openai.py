@@ -136,8 +136,16 @@ def _validate(model: type[W], body: Any) -> W:
         return model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
+        where = ".".join(str(part) for part in first["loc"] if not _is_type_label(part))
         raise InvalidRequest(f"{where}: {first['msg']}", param=where or None) from exc
+
+
+TYPE_LABELS = {"str", "int", "float", "bool", "none", "list", "dict"}
+
+
+def _is_type_label(part: object) -> bool:
+    """pydantic adds the union member to error locations (``stop.str``); clients want ``stop``."""
+    return isinstance(part, str) and (part in TYPE_LABELS or "[" in part)
 
 
 def parse_chat(body: Any) -> ChatRequest:
@@ -241,7 +249,9 @@ def _message(wire: WireMessage, index: int) -> Message:
     text, images = _content(wire.content, index)
     calls = [_tool_call(call, i) for i, call in enumerate(wire.tool_calls or [])]
     if role == "tool" and not wire.tool_call_id:
-        raise InvalidRequest(f"messages.{index}.tool_call_id is required for tool messages.", param="messages")
+        raise InvalidRequest(
+            f"messages.{index}.tool_call_id is required for tool messages.", param=f"messages.{index}.tool_call_id"
+        )
     return Message(
         role=role,
         content=text,
@@ -266,7 +276,9 @@ def _content(content: str | list[dict[str, Any]] | None, index: int) -> tuple[st
             url = part.get("image_url")
             images.append(url.get("url", "") if isinstance(url, dict) else str(url))
         else:
-            raise InvalidRequest(f"messages.{index}.content: unsupported part type {kind!r}.", param="messages")
+            raise InvalidRequest(
+                f"messages.{index}.content: unsupported part type {kind!r}.", param=f"messages.{index}.content"
+            )
     return "\n".join(texts), images
 
 
