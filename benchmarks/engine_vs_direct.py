@@ -62,8 +62,7 @@ PROMPT = (
     "eleven gales and a single shipwreck, a coal schooner that ran aground on the northern reef after "
     "mistaking the harbor lights for the channel beacon. The crew of six were rescued by the keeper and his "
     "daughter, who rowed out twice in a borrowed dory while the tide was turning. The log notes the weather "
-    "at every watch, the oil burned each night, the repairs to the lantern gallery and the arrival of the "
-    "supply boat, which was late in every month except March."
+    "at every watch and the oil burned each night."
 )
 
 
@@ -432,6 +431,10 @@ def summary_table(summary: list[dict[str, Any]]) -> Table:
     return table
 
 
+def triple(stats: dict[str, float | None], metric: str, digits: int = 0) -> str:
+    return " / ".join(fmt(stats.get(f"{metric}.p{q}"), digits) for q in (50, 90, 99))
+
+
 def detail_table(summary: list[dict[str, Any]]) -> Table:
     table = Table(title="details (ms; medians over repeats of per-repeat percentiles)")
     columns = (
@@ -439,14 +442,9 @@ def detail_table(summary: list[dict[str, Any]]) -> Table:
         "target",
         "tok/s",
         "req/s",
-        "TTFT p50",
-        "p90",
-        "p99",
-        "TPOT p50",
-        "p90",
-        "p99",
-        "E2E p50",
-        "p99",
+        "TTFT p50/p90/p99",
+        "TPOT p50/p90/p99",
+        "E2E p50/p90/p99",
         "engine CPU ms/req",
         "client CPU ms/req",
         "other CPU",
@@ -456,21 +454,13 @@ def detail_table(summary: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right")
     for row in summary:
         for target in TARGETS:
-            s = row[target]
+            stats = row[target]
             table.add_row(
-                str(row["concurrency"]),
-                target,
-                fmt(s.get("output_tok_s"), 1),
-                fmt(s.get("req_s"), 2),
-                *(fmt(s.get(f"ttft_ms.p{q}")) for q in (50, 90, 99)),
-                *(fmt(s.get(f"tpot_ms.p{q}"), 1) for q in (50, 90, 99)),
-                fmt(s.get("e2e_ms.p50")),
-                fmt(s.get("e2e_ms.p99")),
-                fmt(s.get("cpu.engine_ms_per_req")),
-                fmt(s.get("cpu.client_ms_per_req"), 1),
-                other_cpu(s),
-                fmt(s.get("usage_missing")),
-            )
+                str(row["concurrency"]), target, fmt(stats.get("output_tok_s"), 1), fmt(stats.get("req_s"), 2),
+                triple(stats, "ttft_ms"), triple(stats, "tpot_ms", 1), triple(stats, "e2e_ms"),
+                fmt(stats.get("cpu.engine_ms_per_req")), fmt(stats.get("cpu.client_ms_per_req"), 1),
+                other_cpu(stats), fmt(stats.get("usage_missing")),
+            )  # fmt: skip
     return table
 
 
@@ -617,7 +607,7 @@ def report(console: Console, plan: Plan, runs: list[dict[str, Any]], status: dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     with tempfile.TemporaryDirectory(prefix="llmhost-bench-") as tmp:
         try:
             plan = make_plan(args, Path(tmp))

@@ -126,7 +126,9 @@ def write_config(directory: Path, data_dir: Path, **extra: Any) -> Path:
         "scan_hf_cache": False,
         "max_request_bytes": MAX_REQUEST_BYTES,
         "engine": {"llama_server": str(engine_binary())},
-        "models": {DEFAULT_MODEL: {"parallel": 2, "ctx": 2048, "aliases": [ALIAS]}},
+        # threads 1: with 2 busy threads on a 2-core machine that runs anything else, llama.cpp's spinning
+        # thread pool is 100x slower (measured); one thread keeps the suite fast on shared CI machines.
+        "models": {DEFAULT_MODEL: {"parallel": 2, "ctx": 2048, "threads": 1, "aliases": [ALIAS]}},
     }
     config.update(extra)
     directory.mkdir(parents=True, exist_ok=True)

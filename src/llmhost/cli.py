@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,8 @@ app = typer.Typer(help="llmhost: serve GGUF models with llama.cpp behind the Ope
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 console = Console()
+# Piped output (scripts, tests) must not be wrapped at 80 columns.
+table_console = console if console.is_terminal else Console(width=240)
 err_console = Console(stderr=True)
 
 ConfigOption = Annotated[
@@ -108,7 +111,7 @@ def models(config: ConfigOption = None) -> None:
     with console.status("reading model metadata"):
         entries = catalog.scan()
     table = Table(title="models")
-    table.add_column("name", overflow="fold", min_width=24)
+    table.add_column("name", no_wrap=True)
     for column in ("source", "arch", "size", "quant", "true ctx", "configured ctx"):
         table.add_column(column)
     for entry in entries:
@@ -123,7 +126,7 @@ def models(config: ConfigOption = None) -> None:
             str(meta.context_length) if meta and meta.context_length else "n/a",
             str(profile.ctx),
         )
-    console.print(table)
+    table_console.print(table)
     if not entries:
         console.print("no models found: run `llmhost setup`, or add model_dirs to the config")
 
@@ -142,8 +145,9 @@ def config_show(config: ConfigOption = None) -> None:
     """Print the effective configuration (file + environment + defaults) as YAML."""
     settings = _settings(config)
     source = config or config_path_from_env()
-    console.print(f"# config file: {source} ({'found' if source.exists() else 'not present, defaults apply'})")
-    console.print(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), highlight=False)
+    state = "found" if source.exists() else "not present, defaults apply"
+    sys.stdout.write(f"# config file: {source} ({state})\n")
+    sys.stdout.write(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
 
 
 @app.command()
@@ -162,7 +166,7 @@ def ps(
         err_console.print(f"cannot reach llmhost at {base}: {exc}")
         raise typer.Exit(1) from None
     table = Table(title="engines")
-    table.add_column("model", overflow="fold", min_width=24)
+    table.add_column("model", no_wrap=True)
     for column in ("state", "pid", "port", "uptime", "in flight", "memory MiB", "reason"):
         table.add_column(column, overflow="fold")
     for e in engines:
@@ -172,7 +176,7 @@ def ps(
             f"{e['uptime_s']} s" if e["uptime_s"] is not None else "", str(e["in_flight"]),
             f"{memory:.0f}" if memory is not None else "n/a", e["reason"] or "",
         )
-    console.print(table)
+    table_console.print(table)
 
 
 @app.command()

@@ -6,8 +6,7 @@ Dialect routers call only this; it knows nothing of wire formats.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 
@@ -21,18 +20,16 @@ from llmhost.types import (
     CompletionRequest,
     Embeddings,
     EmbedRequest,
+    EngineUnavailable,
     InvalidRequest,
     ModelNotFound,
     StreamEvent,
 )
+from llmhost.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
-
-@dataclass(slots=True)
-class Resolved:
-    entry: ModelEntry
-    requested: str
+RESTART_WAIT = 2.0  # seconds to let a dying engine finish exiting before it is started again
 
 
 class Service:
@@ -77,14 +74,36 @@ class Service:
         profile = self.catalog.profile(entry)
         if not profile.embeddings:
             raise InvalidRequest(f"embeddings are disabled for {entry.name} (profile: embeddings: false)")
-        async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
-            result = await client.embed(req)
-            engine.note_success()
-            return result
+        for attempt in (1, 2):
+            async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
+                try:
+                    result = await client.embed(req)
+                except EngineUnavailable:
+                    if attempt == 2 or not engine.crashed():
+                        raise
+                    await engine.wait_exit(RESTART_WAIT)
+                    continue
+                engine.note_success()
+                return result
+        raise AssertionError("unreachable")
 
-    async def _stream(self, entry: ModelEntry, open_stream) -> AsyncIterator[StreamEvent]:  # type: ignore[no-untyped-def]
+    async def _stream(
+        self, entry: ModelEntry, open_stream: Callable[[UpstreamClient], AsyncIterator[StreamEvent]]
+    ) -> AsyncIterator[StreamEvent]:
+        """Events of one request; an engine found dead before the first event is restarted once."""
         profile = self.catalog.profile(entry)
-        async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
-            async for event in open_stream(client):
-                yield event
-            engine.note_success()
+        for attempt in (1, 2):
+            async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
+                started = False
+                try:
+                    async for event in open_stream(client):
+                        started = True
+                        yield event
+                except EngineUnavailable:
+                    if started or attempt == 2 or not engine.crashed():
+                        raise
+                    log.warning("engine gone before the request started; restarting it", model=entry.name)
+                    await engine.wait_exit(RESTART_WAIT)
+                    continue
+                engine.note_success()
+                return

@@ -23,8 +23,6 @@ from llmhost.types import (
     StreamEvent,
 )
 
-CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
-
 
 class UpstreamClient:
     def __init__(self, base_url: str, *, request_timeout: float, max_connections: int = 64) -> None:
@@ -89,14 +87,16 @@ class UpstreamClient:
             request = self._client.build_request(method, path, content=content, headers=headers)
             try:
                 response = await self._client.send(request, stream=True)
-            except httpx.RemoteProtocolError:
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
                 if attempt == 2:
-                    raise EngineUnavailable("the engine closed the connection twice", retry_after=1) from None
+                    raise EngineUnavailable(
+                        f"the engine closed the connection twice ({type(exc).__name__})", retry_after=1
+                    ) from None
                 continue
-            except CONNECT_ERRORS as exc:
-                raise EngineUnavailable(f"the engine is not reachable ({type(exc).__name__})", retry_after=2) from exc
             except httpx.TimeoutException as exc:
                 raise EngineFailed("the engine timed out") from exc
+            except httpx.TransportError as exc:
+                raise EngineUnavailable(f"the engine is not reachable ({type(exc).__name__})", retry_after=2) from exc
             if response.status_code >= 400:
                 raise await _status_error(response)
             if not stream:

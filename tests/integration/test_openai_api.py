@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -43,9 +44,7 @@ def chunk_payloads(records: list[bytes]) -> list[dict[str, Any]]:
 
 
 def test_chat_non_streamed(openai_client: openai.OpenAI) -> None:
-    completion = openai_client.chat.completions.create(
-        model=DEFAULT_MODEL, messages=HELLO, max_tokens=16, **GREEDY
-    )
+    completion = openai_client.chat.completions.create(model=DEFAULT_MODEL, messages=HELLO, max_tokens=16, **GREEDY)
     assert completion.object == "chat.completion"
     assert completion.model == DEFAULT_MODEL
     assert completion.id.startswith("chatcmpl-")
@@ -74,9 +73,7 @@ def test_chat_via_alias_echoes_requested_model(openai_client: openai.OpenAI) -> 
 def test_chat_stream_helper(openai_client: openai.OpenAI) -> None:
     deltas: list[str] = []
     chunks = []
-    with openai_client.chat.completions.stream(
-        model=DEFAULT_MODEL, messages=HELLO, max_tokens=16, **GREEDY
-    ) as stream:
+    with openai_client.chat.completions.stream(model=DEFAULT_MODEL, messages=HELLO, max_tokens=16, **GREEDY) as stream:
         for event in stream:
             if event.type == "content.delta":
                 deltas.append(event.delta)
@@ -178,6 +175,33 @@ def test_chat_stream_without_include_usage_has_no_usage_chunk(http: httpx.Client
     payloads = chunk_payloads(sse_records(raw))
     assert all(p["choices"] for p in payloads)
     assert not any(p.get("usage") for p in payloads)
+
+
+async def test_async_client_stream_and_parallel_slots(async_openai_client: openai.AsyncOpenAI) -> None:
+    stream = await async_openai_client.chat.completions.create(
+        model=DEFAULT_MODEL, messages=HELLO, max_tokens=8, stream=True, **GREEDY
+    )
+    roles: list[str | None] = []
+    text = ""
+    async for chunk in stream:
+        if chunk.choices:
+            roles.append(chunk.choices[0].delta.role)
+            text += chunk.choices[0].delta.content or ""
+    assert roles[0] == "assistant" and roles.count("assistant") == 1
+    assert text.strip()
+
+    # As many requests at once as the profile has slots (parallel: 2): both are served.
+    results = await asyncio.gather(
+        *(
+            async_openai_client.chat.completions.create(
+                model=DEFAULT_MODEL, messages=[{"role": "user", "content": topic}], max_tokens=8, **GREEDY
+            )
+            for topic in ("Name a fruit.", "Name a river.")
+        )
+    )
+    for result in results:
+        assert result.choices[0].message.content
+        assert result.usage is not None and result.usage.completion_tokens > 0
 
 
 # --- legacy completions --------------------------------------------------------------------------------

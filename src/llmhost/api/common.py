@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -46,9 +48,36 @@ async def first_event(events: AsyncIterator[StreamEvent]) -> StreamEvent | None:
         raise
 
 
-async def collect(events: AsyncIterator[StreamEvent], sink: Callable[[StreamEvent], None]) -> None:
-    async for event in events:
-        sink(event)
+class ClientGone(Exception):
+    """The client disconnected before a non-streamed answer was complete."""
+
+
+async def collect(request: Request, events: AsyncIterator[StreamEvent], sink: Callable[[StreamEvent], None]) -> None:
+    """Feed every event to ``sink``; a client that disconnects meanwhile cancels the engine request."""
+
+    async def drain() -> None:
+        async for event in events:
+            sink(event)
+
+    work = asyncio.create_task(drain())
+    watch = asyncio.create_task(_disconnected(request))
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+            await events.aclose()  # type: ignore[attr-defined]
+    if work.cancelled():
+        raise ClientGone()
+    work.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def stream_response(

@@ -65,7 +65,7 @@ async def chat_completions(request: Request) -> Response:
     acc = openai.Accumulator()
     if first is not None:
         acc.add(first)
-    await collect(events, acc.add)
+    await collect(request, events, acc.add)
     return ORJSONResponse(openai.render_chat(req.model, acc))
 
 
@@ -81,7 +81,7 @@ async def completions(request: Request) -> Response:
     acc = openai.Accumulator()
     if first is not None:
         acc.add(first)
-    await collect(events, acc.add)
+    await collect(request, events, acc.add)
     return ORJSONResponse(openai.render_completion(req.model, acc))
 
 

@@ -73,7 +73,10 @@ class Engine:
     async def ensure_ready(self) -> UpstreamClient:
         """Start the engine if needed; concurrent callers share one load."""
         if self.state == State.READY and self.client is not None:
-            return self.client
+            assert self.process is not None
+            if not self.process.exited.is_set():
+                return self.client
+            self._mark_crashed(self.process)  # died before its watcher ran: this request restarts it
         if self._load is None or self._load.done():
             self._load = asyncio.create_task(self._start(), name=f"load-{self.model}")
         await asyncio.shield(self._load)
@@ -136,10 +139,22 @@ class Engine:
         await process.exited.wait()
         if self._stopping or process.state != State.READY:
             return
+        self._mark_crashed(process)
+        await self._restart_with_backoff()
+
+    def _mark_crashed(self, process: ChildProcess) -> None:
         self.last_error = f"engine for {self.model} crashed: {process.describe_exit()}"
         process.transition(State.FAILED, self.last_error)
         log.error("engine crashed", model=self.model, reason=self.last_error, tail=process.tail(5))
-        await self._restart_with_backoff()
+
+    def crashed(self) -> bool:
+        """The process is gone, or going: a request that failed to reach it may be retried."""
+        return self.process is None or self.process.exited.is_set() or self.state != State.READY
+
+    async def wait_exit(self, timeout: float) -> None:
+        if self.process is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.exited.wait(), timeout)
 
     async def _restart_with_backoff(self) -> None:
         if self.restarts >= self.settings.max_restarts:

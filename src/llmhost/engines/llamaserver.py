@@ -18,7 +18,9 @@ from llmhost.config import ModelProfile
 # e.g. "load_tensors:   CPU_Mapped model buffer size =    98.35 MiB"
 #      "llama_kv_cache:        CPU KV buffer size =    45.00 MiB"
 #      "llama_context:      CUDA0 compute buffer size =   66.50 MiB"
-BUFFER_LINE = re.compile(r"\b(?P<device>[\w.\-]+)\s+(?P<kind>model|KV|compute|output) buffer size =\s*(?P<mib>[\d.]+) MiB")
+BUFFER_LINE = re.compile(
+    r"\b(?P<device>[\w.\-]+)\s+(?P<kind>model|KV|compute|output) buffer size =\s*(?P<mib>[\d.]+) MiB"
+)
 
 
 def default_threads() -> int:
