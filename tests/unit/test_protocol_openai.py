@@ -849,7 +849,6 @@ def test_completion_to_wire() -> None:
     assert completion_to_wire(req) == {
         "max_tokens": 16,
         "stop": ["\n"],
-        "n_min": 3,
         "prompt": [1, 2],
         "stream": True,
         "stream_options": {"include_usage": True},

@@ -557,8 +557,6 @@ def _sampling_to_wire(sampling: Sampling) -> dict[str, Any]:
         body["stop"] = sampling.stop
     if sampling.ignore_eos:
         body["ignore_eos"] = True
-    if sampling.min_tokens:
-        body["n_min"] = sampling.min_tokens  # unknown to llama-server today; harmless
     if sampling.json_schema is not None:
         body["json_schema"] = sampling.json_schema
     elif sampling.json_object:
