@@ -67,7 +67,9 @@ class ModelProfile(Strict):
     )
     extra_args: list[str] = Field(default_factory=list, description="appended to the llama-server argv")
     aliases: list[str] = Field(default_factory=list)
-    ttl: float | None = Field(None, description="seconds idle before unload; None = keep loaded")
+    ttl: float | None = Field(
+        None, description="idle seconds before unload; None = scheduler.default_ttl, negative = never, 0 = at once"
+    )
     priority: int = Field(0, description="higher survives eviction longer")
     pinned: bool = False
 
@@ -100,6 +102,20 @@ class EngineSettings(Strict):
     request_timeout: float = Field(600.0, gt=0, description="seconds an engine may take for one request")
 
 
+class SchedulerSettings(Strict):
+    max_loaded: int | None = Field(None, ge=1, description="most engines loaded at once; None = memory decides")
+    host_memory_mib: float | None = Field(
+        None, gt=0, description="memory budget for CPU engines; default: total RAM minus reserve_mib"
+    )
+    gpu_memory_mib: float | None = Field(None, gt=0, description="budget per GPU; default: its total minus reserve")
+    reserve_mib: float = Field(1024.0, ge=0, description="kept free on every device")
+    queue_size: int = Field(32, ge=0, description="requests that may wait per model once every slot is busy")
+    queue_timeout: float = Field(120.0, gt=0, description="seconds a request may wait for a slot before 503")
+    default_ttl: float | None = Field(
+        None, description="idle seconds before a model without ttl unloads; None or negative = never"
+    )
+
+
 class Settings(BaseSettings):
     """Effective configuration. Precedence: CLI flags > LLMHOST_* env > YAML file > defaults."""
 
@@ -122,6 +138,7 @@ class Settings(BaseSettings):
     default_model: str | None = Field(None, description="default: the first model of the catalog")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     defaults: ModelProfile = Field(default_factory=ModelProfile, description="profile for models not listed")
     models: dict[str, ModelProfile] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

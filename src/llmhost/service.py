@@ -40,6 +40,7 @@ class Service:
 
     async def start(self) -> None:
         self.scheduler.reap_orphans()
+        self.scheduler.start()
         entries = await asyncio.to_thread(self.catalog.scan)
         log.info("catalog loaded", models=len(entries), engine=str(self.scheduler.binary))
 
@@ -62,12 +63,12 @@ class Service:
             raise InvalidRequest(f"the model {entry.name} has no vision support; remove the images", param="messages")
         if tools.uses_tools(req) and self.catalog.profile(entry).tool_calls == "prompt":
             prompted = tools.prompted_request(req)
-            return tools.tool_events(self._stream(entry, lambda client: client.stream_chat(prompted)))
-        return self._stream(entry, lambda client: client.stream_chat(req))
+            return tools.tool_events(self._stream(entry, req.keep_alive, lambda c: c.stream_chat(prompted)))
+        return self._stream(entry, req.keep_alive, lambda client: client.stream_chat(req))
 
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
-        return self._stream(entry, lambda client: client.stream_completion(req))
+        return self._stream(entry, req.keep_alive, lambda client: client.stream_completion(req))
 
     async def embed(self, req: EmbedRequest) -> Embeddings:
         entry = self.resolve(req.model)
@@ -75,7 +76,7 @@ class Service:
         if not profile.embeddings:
             raise InvalidRequest(f"embeddings are disabled for {entry.name} (profile: embeddings: false)")
         for attempt in (1, 2):
-            async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
+            async with self.scheduler.session(entry, profile, req.keep_alive) as (engine, client):
                 try:
                     result = await client.embed(req)
                 except EngineUnavailable:
@@ -88,12 +89,15 @@ class Service:
         raise AssertionError("unreachable")
 
     async def _stream(
-        self, entry: ModelEntry, open_stream: Callable[[UpstreamClient], AsyncIterator[StreamEvent]]
+        self,
+        entry: ModelEntry,
+        keep_alive: float | None,
+        open_stream: Callable[[UpstreamClient], AsyncIterator[StreamEvent]],
     ) -> AsyncIterator[StreamEvent]:
         """Events of one request; an engine found dead before the first event is restarted once."""
         profile = self.catalog.profile(entry)
         for attempt in (1, 2):
-            async with self.scheduler.use(entry.name, entry.path, profile) as (engine, client):
+            async with self.scheduler.session(entry, profile, keep_alive) as (engine, client):
                 started = False
                 try:
                     async for event in open_stream(client):

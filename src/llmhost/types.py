@@ -69,6 +69,7 @@ class ChatRequest:
     tools: list[Tool] = field(default_factory=list)
     tool_choice: Literal["auto", "none", "required"] | str = "auto"  # or a tool name
     include_usage: bool = False
+    keep_alive: float | None = None  # seconds the model stays loaded after this request; <0 = forever
 
 
 @dataclass(slots=True)
@@ -79,12 +80,14 @@ class CompletionRequest:
     stream: bool = False
     include_usage: bool = False
     echo: bool = False
+    keep_alive: float | None = None
 
 
 @dataclass(slots=True)
 class EmbedRequest:
     model: str
     inputs: list[str] | list[list[int]]
+    keep_alive: float | None = None
 
 
 @dataclass(slots=True)
@@ -195,6 +198,20 @@ class ModelNotFound(LlmhostError):
     def __init__(self, model: str) -> None:
         super().__init__(f"The model `{model}` does not exist.", param="model", code="model_not_found")
         self.model = model
+
+
+class Overloaded(LlmhostError):
+    """Every slot is busy and the queue is full."""
+
+    status = 429
+    kind = "overloaded"
+
+
+class QueueTimeout(LlmhostError):
+    """Waited in the queue longer than allowed."""
+
+    status = 503
+    kind = "unavailable"
 
 
 class EngineUnavailable(LlmhostError):

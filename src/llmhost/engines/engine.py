@@ -56,8 +56,6 @@ class Engine:
         self.restarts = 0
         self.started_at: float | None = None
         self.last_error: str | None = None
-        self.in_flight = 0
-        self.last_used = time.monotonic()
         self._load: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False

@@ -26,6 +26,9 @@ class GgufMeta:
     chat_template: str | None  # tokenizer.chat_template
     pooling_type: int | None
     file_size: int
+    vocab_size: int | None = None
+    key_length: int | None = None  # per-head K size when the model says (else embedding/heads)
+    value_length: int | None = None
 
     @property
     def has_chat_template(self) -> bool:
@@ -63,7 +66,14 @@ def _meta_from_reader(reader: GGUFReader, file_size: int) -> GgufMeta:
         chat_template=_str(fields.get("tokenizer.chat_template")),
         pooling_type=_int(fields.get(prefix + "pooling_type")),
         file_size=file_size,
+        vocab_size=_int(fields.get(prefix + "vocab_size")) or _array_length(fields.get("tokenizer.ggml.tokens")),
+        key_length=_int(fields.get(prefix + "attention.key_length")),
+        value_length=_int(fields.get(prefix + "attention.value_length")),
     )
+
+
+def _array_length(field: ReaderField | None) -> int | None:
+    return len(field.data) if field is not None and field.data else None
 
 
 def _contents(field: ReaderField | None) -> Any:

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmhost.durations import parse_duration
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
@@ -103,6 +104,7 @@ class WireSamplingFields(_Wire):
     grammar: str | None = None
     guided_json: dict[str, Any] | str | None = None
     structured_outputs: dict[str, Any] | None = None
+    keep_alive: str | float | None = None  # Ollama semantics, as an llmhost extra
 
 
 class WireChatRequest(WireSamplingFields):
@@ -121,6 +123,7 @@ class WireEmbeddingRequest(_Wire):
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
+    keep_alive: str | float | None = None
 
 
 # Parsing -------------------------------------------------------------------------------------
@@ -159,6 +162,7 @@ def parse_chat(body: Any) -> ChatRequest:
         tools=tools,
         tool_choice=_tool_choice(wire.tool_choice, tools),
         include_usage=_include_usage(wire),
+        keep_alive=parse_duration(wire.keep_alive),
     )
 
 
@@ -179,6 +183,7 @@ def parse_completion(body: Any) -> CompletionRequest:
         stream=wire.stream,
         include_usage=_include_usage(wire),
         echo=wire.echo,
+        keep_alive=parse_duration(wire.keep_alive),
     )
 
 
@@ -189,7 +194,9 @@ def parse_embeddings(body: Any) -> tuple[EmbedRequest, Literal["float", "base64"
     inputs: list[Any] = [raw] if single else list(raw)
     if not inputs or any(len(item) == 0 for item in inputs):
         raise InvalidRequest("input must not be empty.", param="input")
-    return EmbedRequest(model=wire.model, inputs=inputs), wire.encoding_format
+    return EmbedRequest(
+        model=wire.model, inputs=inputs, keep_alive=parse_duration(wire.keep_alive)
+    ), wire.encoding_format
 
 
 def _include_usage(wire: WireSamplingFields) -> bool:
@@ -476,9 +483,7 @@ def render_completion(model: str, acc: Accumulator) -> dict[str, Any]:
         "object": "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {"index": 0, "text": "".join(acc.text), "logprobs": None, "finish_reason": done.finish_reason}
-        ],
+        "choices": [{"index": 0, "text": "".join(acc.text), "logprobs": None, "finish_reason": done.finish_reason}],
     }
     if done.usage is not None:
         body["usage"] = usage_dict(done.usage)
