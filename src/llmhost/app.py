@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhost import __version__
 from llmhost.api import admin, errors
+from llmhost.api import ollama as ollama_routes
 from llmhost.api import openai as openai_routes
 from llmhost.config import Settings
 from llmhost.service import Service
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(openai_routes.router)
     app.include_router(admin.router)
+    app.include_router(ollama_routes.router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

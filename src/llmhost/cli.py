@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -150,33 +151,72 @@ def config_show(config: ConfigOption = None) -> None:
     sys.stdout.write(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
 
 
-@app.command()
-def ps(
-    config: ConfigOption = None,
-    url: Annotated[str | None, typer.Option(help="service URL (default: from the config)")] = None,
-) -> None:
-    """Show the running engines of a serving llmhost."""
+UrlOption = Annotated[str | None, typer.Option(help="service URL (default: from the config)")]
+
+
+def _admin(config: Path | None, url: str | None, method: str, path: str) -> Any:
     import httpx
 
     settings = _settings(config)
     base = url or f"http://{settings.host}:{settings.port}"
     try:
-        engines = httpx.get(f"{base}/admin/engines", timeout=5).json()["engines"]
+        response = httpx.request(method, f"{base}{path}", timeout=600)
     except httpx.HTTPError as exc:
         err_console.print(f"cannot reach llmhost at {base}: {exc}")
         raise typer.Exit(1) from None
+    body = response.json()
+    if response.status_code >= 400:
+        error = body.get("error", body)
+        err_console.print(f"[red]{error.get('message', error) if isinstance(error, dict) else error}[/red]")
+        raise typer.Exit(1)
+    return body
+
+
+@app.command()
+def ps(config: ConfigOption = None, url: UrlOption = None) -> None:
+    """Show the loaded engines of a serving llmhost: state, slots, queue, memory, expiry, and recent evictions."""
+    status = _admin(config, url, "GET", "/admin/engines")
     table = Table(title="engines")
     table.add_column("model", no_wrap=True)
-    for column in ("state", "pid", "port", "uptime", "in flight", "memory MiB", "reason"):
+    for column in ("state", "pid", "port", "uptime", "slots", "queued", "memory MiB", "expires", "reason"):
         table.add_column(column, overflow="fold")
-    for e in engines:
-        memory = e["memory_total_mib"]
+    for e in status["engines"]:
+        memory = ", ".join(f"{device} {mib:.0f}" for device, mib in e["memory_mib"].items())
+        expires = "never" if e["expires_in_s"] is None else f"{max(e['expires_in_s'], 0):.0f} s"
         table.add_row(
-            e["model"], e["state"], str(e["pid"] or ""), str(e["port"] or ""),
-            f"{e['uptime_s']} s" if e["uptime_s"] is not None else "", str(e["in_flight"]),
-            f"{memory:.0f}" if memory is not None else "n/a", e["reason"] or "",
+            e["model"] + (" (pinned)" if e["pinned"] else ""),
+            e["state"],
+            str(e["pid"] or ""),
+            str(e["port"] or ""),
+            f"{e['uptime_s']} s" if e["uptime_s"] is not None else "",
+            f"{e['slots_busy']}/{e['slots_total']}",
+            str(e["queued"]),
+            memory + ("" if e["memory_reported"] else " (estimate)"),
+            expires,
+            e["reason"] or "",
         )
     table_console.print(table)
+    capacity = ", ".join(f"{device} {mib:.0f} MiB" for device, mib in status["capacity_mib"].items())
+    console.print(f"capacity: {capacity}")
+    for event in status["events"][-8:]:
+        when = time.strftime("%H:%M:%S", time.localtime(event["time"]))
+        console.print(
+            f"{when} {event['event']} {event['model']}" + (f" ({event['reason']})" if event["reason"] else "")
+        )
+
+
+@app.command()
+def load(name: str, config: ConfigOption = None, url: UrlOption = None) -> None:
+    """Load a model now (evicting others if the policy says so) and wait until it is ready."""
+    status = _admin(config, url, "POST", f"/admin/models/{name}/load")
+    console.print(f"{status['model']}: {status['state']} (pid {status['pid']}, port {status['port']})")
+
+
+@app.command()
+def unload(name: str, config: ConfigOption = None, url: UrlOption = None) -> None:
+    """Unload a model once its in-flight requests finish."""
+    status = _admin(config, url, "POST", f"/admin/models/{name}/unload")
+    console.print(f"{status['model']}: {'unloaded' if status['unloaded'] else 'was not loaded'}")
 
 
 @app.command()
