@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from llmhost.types import InvalidRequest
@@ -17,17 +18,25 @@ def parse_duration(value: object, param: str = "keep_alive") -> float | None:
     if isinstance(value, bool):
         raise InvalidRequest(f"{param}: expected a duration, got a boolean", param=param)
     if isinstance(value, int | float):
-        return float(value)
+        return _finite(float(value), value, param)
     if not isinstance(value, str):
         raise InvalidRequest(f"{param}: expected a duration such as '5m' or seconds", param=param)
     text = value.strip()
     try:
-        return float(text)
+        return _finite(float(text), value, param)
     except ValueError:
         pass
     sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
+    body = text[1:] if text[:1] in ("+", "-") else text
     parts = PART.findall(body)
     if not body or "".join(n + u for n, u in parts) != body:
         raise InvalidRequest(f"{param}: {value!r} is not a duration such as '5m', '1h30m' or seconds", param=param)
     return sign * sum(float(number) * UNITS[unit] for number, unit in parts)
+
+
+def _finite(seconds: float, value: object, param: str) -> float:
+    if not math.isfinite(seconds):
+        raise InvalidRequest(
+            f"{param}: {value!r} is not a finite duration; use a negative value for forever", param=param
+        )
+    return seconds

@@ -12,6 +12,7 @@ import structlog
 
 from llmhost import tools
 from llmhost.config import Settings
+from llmhost.engines.llamaserver import embeddings_enabled
 from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
 from llmhost.models.catalog import Catalog, ModelEntry
@@ -75,6 +76,11 @@ class Service:
         profile = self.catalog.profile(entry)
         if not profile.embeddings:
             raise InvalidRequest(f"embeddings are disabled for {entry.name} (profile: embeddings: false)")
+        if not embeddings_enabled(profile):
+            raise InvalidRequest(
+                f"embeddings need a power-of-two slot count with this llama.cpp build; {entry.name} has "
+                f"parallel: {profile.parallel}"
+            )
         for attempt in (1, 2):
             async with self.scheduler.session(entry, profile, req.keep_alive) as (engine, client):
                 try:

@@ -91,11 +91,16 @@ def test_client_disconnect_mid_stream_cancels_engine_request(server: LlmhostServ
         client.stream("POST", "/v1/chat/completions", json={**LONG, "stream": True}) as response,
     ):
         assert response.status_code == 200
-        read_content_chunks(response.iter_lines(), 5)
+        lines = response.iter_lines()
+        read_content_chunks(lines, 5)
         engine = server.engine()
         state = slots(engine)
+        deadline = time.monotonic() + 2.0  # /slots can lag a moment behind the stream
+        while not any(slot["is_processing"] for slot in state) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            state = slots(engine)
         if not any(slot["is_processing"] for slot in state):
-            rest = "\n".join(line for line in response.iter_lines() if line)[-1500:]
+            rest = "\n".join(line for line in lines if line)[-1500:]
             pytest.fail(f"the engine is idle during the stream: {state}\nrest of the stream: {rest}")
     # leaving the block closed the unread response, and so the connection
     assert_cancelled(engine, "the client went away")

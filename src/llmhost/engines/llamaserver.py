@@ -37,6 +37,13 @@ def cpu_advertises_amx() -> bool:
         return False
 
 
+def embeddings_enabled(profile: ModelProfile) -> bool:
+    """This llama.cpp build aborts at start (GGML_ASSERT ggml_can_mul_mat) with --embeddings and a slot
+    count that is not a power of two, so such engines serve chat only."""
+    parallel = profile.parallel
+    return profile.embeddings and parallel & (parallel - 1) == 0
+
+
 def build_argv(binary: Path, model: Path, profile: ModelProfile, port: int) -> list[str]:
     """The full llama-server command line, as a list (never a shell string)."""
     argv = [
@@ -55,7 +62,7 @@ def build_argv(binary: Path, model: Path, profile: ModelProfile, port: int) -> l
     argv += _optional_flags(profile)
     if not (profile.repack if profile.repack is not None else not cpu_advertises_amx()):
         argv.append("--no-repack")
-    if profile.embeddings:
+    if embeddings_enabled(profile):
         argv.append("--embeddings")
         if profile.pooling:
             argv += ["--pooling", profile.pooling]

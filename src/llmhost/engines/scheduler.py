@@ -240,7 +240,10 @@ class Scheduler:
 
     async def _unload(self, slot: ModelSlot, reason: str) -> None:
         """Stop the engine once its in-flight requests are done; new requests wait meanwhile."""
-        if slot.engine is None or slot.draining is not None:
+        if slot.draining is not None:  # another unload is draining it: done when that one is
+            await slot.draining.wait()
+            return
+        if slot.engine is None:
             return
         slot.draining = asyncio.Event()
         try:
