@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from llmhost.api.common import collect, first_event, read_json, stream_response
 from llmhost.protocols import openai
 from llmhost.service import Service
-from llmhost.types import ModelNotFound
+from llmhost.types import ModelNotFound, StreamEvent
 
 router = APIRouter()
 
@@ -32,6 +33,17 @@ def _model_object(service: Service, name: str) -> dict[str, Any]:
     entry = service.catalog.get(name)
     profile = service.catalog.profile(entry)
     return openai.model_object(entry.name, entry.modified, f"llmhost:{entry.source}", profile.ctx)
+
+
+async def _accumulate(
+    request: Request, first: StreamEvent | None, events: AsyncIterator[StreamEvent]
+) -> openai.Accumulator:
+    """A non-streamed answer: every event collected, the engine request cancelled if the client leaves."""
+    acc = openai.Accumulator()
+    if first is not None:
+        acc.add(first)
+    await collect(request, events, acc.add)
+    return acc
 
 
 @router.get("/v1/models")
@@ -61,11 +73,7 @@ async def chat_completions(request: Request) -> Response:
         return stream_response(
             first, events, stream.event, stream.error, media_type="text/event-stream", prefix=stream.first()
         )
-    acc = openai.Accumulator()
-    if first is not None:
-        acc.add(first)
-    await collect(request, events, acc.add)
-    return ORJSONResponse(openai.render_chat(req.model, acc))
+    return ORJSONResponse(openai.render_chat(req.model, await _accumulate(request, first, events)))
 
 
 @router.post("/v1/completions")
@@ -77,11 +85,7 @@ async def completions(request: Request) -> Response:
     if req.stream:
         stream = openai.CompletionStream(req.model, req.include_usage)
         return stream_response(first, events, stream.event, stream.error, media_type="text/event-stream")
-    acc = openai.Accumulator()
-    if first is not None:
-        acc.add(first)
-    await collect(request, events, acc.add)
-    return ORJSONResponse(openai.render_completion(req.model, acc))
+    return ORJSONResponse(openai.render_completion(req.model, await _accumulate(request, first, events)))
 
 
 @router.post("/v1/embeddings")

@@ -69,10 +69,6 @@ class Scheduler:
         self._placing = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
 
-    @property
-    def engines(self) -> dict[str, Engine]:
-        return {name: slot.engine for name, slot in self.models.items() if slot.engine is not None}
-
     def reap_orphans(self) -> list[int]:
         return reap_orphans(self.pid_dir)
 
@@ -83,7 +79,8 @@ class Scheduler:
 
     def slot(self, entry: ModelEntry, profile: ModelProfile) -> ModelSlot:
         slot = self.models.get(entry.name)
-        if slot is None or slot.profile != profile or slot.entry.path != entry.path:
+        changed = slot is not None and (slot.profile is not profile and slot.profile != profile)
+        if slot is None or changed or slot.entry.path != entry.path:
             slot = self._new_slot(entry, profile, previous=slot)
             self.models[entry.name] = slot
         return slot

@@ -340,22 +340,43 @@ def sse(payload: dict[str, Any]) -> bytes:
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-class ChatStream:
-    """Turns internal events into chat.completion.chunk SSE records (rules 1, 2, 3 of api-compat §0)."""
+class _SseStream:
+    """Chunks of one response share id, object, created and model: their JSON prefix is built once."""
+
+    object_name = ""
+    id_prefix = ""
 
     def __init__(self, model: str, include_usage: bool) -> None:
-        self.id = new_id("chatcmpl")
+        self.id = new_id(self.id_prefix)
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
-        # Prebuilt prefix: every chunk shares id, object, created and model.
         self._prefix = orjson.dumps(
-            {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": model}
+            {"id": self.id, "object": self.object_name, "created": self.created, "model": model}
         )[:-1]
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def _record(self, choice: dict[str, Any]) -> bytes:
         return b"data: " + self._prefix + b',"choices":[' + orjson.dumps(choice) + b"]}\n\n"
+
+    def _end(self, done: Done, finish: bytes) -> bytes:
+        """The finish chunk, then the usage chunk (``choices: []``) when asked for, then ``[DONE]``."""
+        if self.include_usage and done.usage is not None:
+            tail = {"choices": [], "usage": usage_dict(done.usage)}
+            finish += b"data: " + self._prefix + b"," + orjson.dumps(tail)[1:] + b"\n\n"
+        return finish + SSE_DONE
+
+    def error(self, error: LlmhostError) -> bytes:
+        return sse(error_body(error)) + SSE_DONE
+
+
+class ChatStream(_SseStream):
+    """Turns internal events into chat.completion.chunk SSE records (rules 1, 2, 3 of api-compat §0)."""
+
+    object_name = "chat.completion.chunk"
+    id_prefix = "chatcmpl"
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        return self._record({"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason})
 
     def first(self) -> bytes:
         return self._chunk({"role": "assistant", "content": ""})
@@ -370,14 +391,7 @@ class ChatStream:
         return self.finish(event)
 
     def finish(self, done: Done) -> bytes:
-        out = self._chunk({}, done.finish_reason if done.finish_reason != "error" else "stop")
-        if self.include_usage and done.usage is not None:
-            tail = {"choices": [], "usage": usage_dict(done.usage)}
-            out += b"data: " + self._prefix + b"," + orjson.dumps(tail)[1:] + b"\n\n"
-        return out + SSE_DONE
-
-    def error(self, error: LlmhostError) -> bytes:
-        return sse(error_body(error)) + SSE_DONE
+        return self._end(done, self._chunk({}, done.finish_reason if done.finish_reason != "error" else "stop"))
 
 
 def tool_call_delta_dict(event: ToolCallDelta) -> dict[str, Any]:
@@ -392,21 +406,14 @@ def tool_call_delta_dict(event: ToolCallDelta) -> dict[str, Any]:
     return entry
 
 
-class CompletionStream:
+class CompletionStream(_SseStream):
     """Turns internal events into text_completion SSE records."""
 
-    def __init__(self, model: str, include_usage: bool) -> None:
-        self.id = new_id("cmpl")
-        self.created = int(time.time())
-        self.model = model
-        self.include_usage = include_usage
-        self._prefix = orjson.dumps(
-            {"id": self.id, "object": "text_completion", "created": self.created, "model": model}
-        )[:-1]
+    object_name = "text_completion"
+    id_prefix = "cmpl"
 
     def _chunk(self, text: str, finish_reason: str | None) -> bytes:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
-        return b"data: " + self._prefix + b',"choices":[' + orjson.dumps(choice) + b"]}\n\n"
+        return self._record({"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason})
 
     def event(self, event: StreamEvent) -> bytes | None:
         if isinstance(event, TextDelta):
@@ -416,14 +423,7 @@ class CompletionStream:
         return None
 
     def finish(self, done: Done) -> bytes:
-        out = self._chunk("", "length" if done.finish_reason == "length" else "stop")
-        if self.include_usage and done.usage is not None:
-            tail = {"choices": [], "usage": usage_dict(done.usage)}
-            out += b"data: " + self._prefix + b"," + orjson.dumps(tail)[1:] + b"\n\n"
-        return out + SSE_DONE
-
-    def error(self, error: LlmhostError) -> bytes:
-        return sse(error_body(error)) + SSE_DONE
+        return self._end(done, self._chunk("", "length" if done.finish_reason == "length" else "stop"))
 
 
 class Accumulator:
