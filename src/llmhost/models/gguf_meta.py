@@ -1,4 +1,4 @@
-"""What llmhost needs to know about a GGUF file, read from its header with the ``gguf`` package."""
+"""What llmhost needs to know about a GGUF file, read from its header (type codes from the ``gguf`` package)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader, LlamaFileType, ReaderField
+from gguf import LlamaFileType
+
+from llmhost.models.gguf_header import GgufHeader, LongArray, read_header
 
 GGUF_MAGIC = b"GGUF"
 
@@ -36,23 +38,20 @@ class GgufMeta:
 
 
 def read_gguf_meta(path: Path) -> GgufMeta:
-    """Parse the header of ``path``. Slow-ish for big vocabularies: call it from a thread."""
+    """Parse the header of ``path`` (milliseconds: big arrays are skipped, not read). Does disk I/O: call it
+    from a thread."""
     file_size = path.stat().st_size
     with path.open("rb") as handle:
         if handle.read(4) != GGUF_MAGIC:
             raise ValueError(f"not a GGUF file: {path}")
-    try:
-        reader = GGUFReader(path)
-    except Exception as exc:  # the reader raises whatever numpy/struct raise on a corrupt file
-        raise ValueError(f"not a GGUF file: {path}: {exc}") from exc
-    return _meta_from_reader(reader, file_size)
+    return _meta_from_header(read_header(path), file_size)
 
 
-def _meta_from_reader(reader: GGUFReader, file_size: int) -> GgufMeta:
-    fields = reader.fields
+def _meta_from_header(header: GgufHeader, file_size: int) -> GgufMeta:
+    fields = header.fields
     arch = _str(fields.get("general.architecture"))
     prefix = f"{arch}." if arch else "\0"  # no architecture: no per-architecture keys match
-    params = sum(int(tensor.n_elements) for tensor in reader.tensors)
+    params = sum(tensor.n_elements for tensor in header.tensors)
     return GgufMeta(
         architecture=arch,
         name=_str(fields.get("general.name")),
@@ -62,47 +61,38 @@ def _meta_from_reader(reader: GGUFReader, file_size: int) -> GgufMeta:
         head_count=_int(fields.get(prefix + "attention.head_count")),
         head_count_kv=_int(fields.get(prefix + "attention.head_count_kv")),
         parameter_count=params or None,
-        quantization=_quantization(reader),
+        quantization=_quantization(header),
         chat_template=_str(fields.get("tokenizer.chat_template")),
         pooling_type=_int(fields.get(prefix + "pooling_type")),
         file_size=file_size,
-        vocab_size=_int(fields.get(prefix + "vocab_size")) or _array_length(fields.get("tokenizer.ggml.tokens")),
+        vocab_size=_int(fields.get(prefix + "vocab_size")) or _length(fields.get("tokenizer.ggml.tokens")),
         key_length=_int(fields.get(prefix + "attention.key_length")),
         value_length=_int(fields.get(prefix + "attention.value_length")),
     )
 
 
-def _array_length(field: ReaderField | None) -> int | None:
-    return len(field.data) if field is not None and field.data else None
+def _length(value: Any) -> int | None:
+    if isinstance(value, LongArray):
+        return value.length
+    return len(value) if isinstance(value, list) else None
 
 
-def _contents(field: ReaderField | None) -> Any:
-    if field is None or not field.types:
-        return None
-    try:
-        return field.contents()
-    except (ValueError, UnicodeDecodeError, IndexError):
-        return None
-
-
-def _str(field: ReaderField | None) -> str | None:
-    value = _contents(field)
+def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _int(field: ReaderField | None) -> int | None:
+def _int(value: Any) -> int | None:
     """A scalar, or the largest entry of a per-layer array (some architectures have per-layer heads)."""
-    value = _contents(field)
     if isinstance(value, list):
-        numbers = [v for v in value if isinstance(v, int | float)]
+        numbers = [v for v in value if isinstance(v, int | float) and not isinstance(v, bool)]
         return int(max(numbers)) if numbers else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return int(value)
 
 
-def _quantization(reader: GGUFReader) -> str | None:
-    file_type = _int(reader.fields.get("general.file_type"))
+def _quantization(header: GgufHeader) -> str | None:
+    file_type = _int(header.fields.get("general.file_type"))
     if file_type is not None:
         try:
             kind = LlamaFileType(file_type)
@@ -110,11 +100,7 @@ def _quantization(reader: GGUFReader) -> str | None:
             kind = None
         if kind is not None and kind is not LlamaFileType.GUESSED:
             return kind.name.removeprefix("MOSTLY_").removeprefix("ALL_")
-    return _dominant_tensor_type(reader)
-
-
-def _dominant_tensor_type(reader: GGUFReader) -> str | None:
     weights: Counter[str] = Counter()
-    for tensor in reader.tensors:
-        weights[tensor.tensor_type.name] += int(tensor.n_elements)
+    for tensor in header.tensors:
+        weights[tensor.type_name] += tensor.n_elements
     return weights.most_common(1)[0][0] if weights else None
