@@ -14,6 +14,7 @@ from llmhost import __version__
 from llmhost.api import admin, errors
 from llmhost.api import ollama as ollama_routes
 from llmhost.api import openai as openai_routes
+from llmhost.api import vllm as vllm_routes
 from llmhost.config import Settings
 from llmhost.service import Service
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_routes.router)
     app.include_router(admin.router)
     app.include_router(ollama_routes.router)
+    app.include_router(vllm_routes.router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

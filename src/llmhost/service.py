@@ -16,15 +16,19 @@ from llmhost.engines.llamaserver import embeddings_enabled
 from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
 from llmhost.models.catalog import Catalog, ModelEntry
+from llmhost.protocols import openai
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
+    DetokenizeRequest,
     Embeddings,
     EmbedRequest,
     EngineUnavailable,
     InvalidRequest,
     ModelNotFound,
     StreamEvent,
+    Tokenized,
+    TokenizeRequest,
 )
 from llmhost.upstream import UpstreamClient
 
@@ -93,6 +97,30 @@ class Service:
                 engine.note_success()
                 return result
         raise AssertionError("unreachable")
+
+    async def tokenize(self, req: TokenizeRequest) -> Tokenized:
+        """llama-server's own tokenizer; the chat form is rendered with the model's template first."""
+        entry = self.resolve(req.model)
+        profile = self.catalog.profile(entry)
+        async with self.scheduler.session(entry, profile) as (_, client):
+            text = req.prompt
+            if req.messages is not None:
+                rendered = await client.post_json(
+                    "/apply-template", {"messages": [openai.message_to_wire(m) for m in req.messages]}
+                )
+                text = rendered["prompt"]
+            body = {"content": text or "", "add_special": req.add_special, "with_pieces": req.with_pieces}
+            tokens = (await client.post_json("/tokenize", body))["tokens"]
+        if req.with_pieces:
+            ids = [int(t["id"]) for t in tokens]
+            pieces = [p if isinstance(p := t["piece"], str) else bytes(p).decode("utf-8", "replace") for t in tokens]
+            return Tokenized(ids, pieces, profile.ctx)
+        return Tokenized([int(t) for t in tokens], None, profile.ctx)
+
+    async def detokenize(self, req: DetokenizeRequest) -> str:
+        entry = self.resolve(req.model)
+        async with self.scheduler.session(entry, self.catalog.profile(entry)) as (_, client):
+            return str((await client.post_json("/detokenize", {"tokens": req.tokens}))["content"])
 
     async def _stream(
         self,

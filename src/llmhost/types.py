@@ -91,6 +91,28 @@ class EmbedRequest:
 
 
 @dataclass(slots=True)
+class TokenizeRequest:
+    model: str
+    prompt: str | None = None
+    messages: list[Message] | None = None  # the chat form: rendered with the model's template first
+    add_special: bool = True
+    with_pieces: bool = False
+
+
+@dataclass(slots=True)
+class Tokenized:
+    tokens: list[int]
+    pieces: list[str] | None
+    max_model_len: int
+
+
+@dataclass(slots=True)
+class DetokenizeRequest:
+    model: str
+    tokens: list[int]
+
+
+@dataclass(slots=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int

@@ -59,6 +59,10 @@ class UpstreamClient:
             tokens += int((payload.get("usage") or {}).get("prompt_tokens", 0))
         return Embeddings(vectors=vectors, prompt_tokens=tokens)
 
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        response = await self._send("POST", path, body)
+        return orjson.loads(response.content)
+
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[StreamEvent]:
         response = await self._send("POST", path, body, stream=True)
         parser = openai.UpstreamChunkParser()

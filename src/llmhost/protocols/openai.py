@@ -41,22 +41,22 @@ from llmhost.types import (
 # Wire models (validation only; extra fields are accepted and ignored, as vLLM does) -----------
 
 
-class _Wire(BaseModel):
+class Wire(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class WireFunction(_Wire):
+class WireFunction(Wire):
     name: str
     arguments: str | dict[str, Any] = ""
 
 
-class WireToolCall(_Wire):
+class WireToolCall(Wire):
     id: str = ""
     type: str = "function"
     function: WireFunction
 
 
-class WireMessage(_Wire):
+class WireMessage(Wire):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
@@ -66,22 +66,22 @@ class WireMessage(_Wire):
     reasoning: str | None = None
 
 
-class WireToolFunction(_Wire):
+class WireToolFunction(Wire):
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class WireTool(_Wire):
+class WireTool(Wire):
     type: Literal["function"] = "function"
     function: WireToolFunction
 
 
-class WireStreamOptions(_Wire):
+class WireStreamOptions(Wire):
     include_usage: bool = False
 
 
-class WireSamplingFields(_Wire):
+class WireSamplingFields(Wire):
     model: str = Field(min_length=1)
     stream: bool = False
     stream_options: WireStreamOptions | None = None
@@ -118,7 +118,7 @@ class WireCompletionRequest(WireSamplingFields):
     echo: bool = False
 
 
-class WireEmbeddingRequest(_Wire):
+class WireEmbeddingRequest(Wire):
     model: str = Field(min_length=1)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
@@ -132,7 +132,7 @@ class WireEmbeddingRequest(_Wire):
 W = TypeVar("W", bound=BaseModel)
 
 
-def _validate(model: type[W], body: Any) -> W:
+def validate_wire(model: type[W], body: Any) -> W:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     try:
@@ -152,11 +152,11 @@ def _is_type_label(part: object) -> bool:
 
 
 def parse_chat(body: Any) -> ChatRequest:
-    wire = _validate(WireChatRequest, body)
+    wire = validate_wire(WireChatRequest, body)
     tools = [_tool(t) for t in wire.tools or []]
     return ChatRequest(
         model=wire.model,
-        messages=[_message(m, i) for i, m in enumerate(wire.messages)],
+        messages=[message_from_wire(m, i) for i, m in enumerate(wire.messages)],
         sampling=_sampling(wire),
         stream=wire.stream,
         tools=tools,
@@ -167,7 +167,7 @@ def parse_chat(body: Any) -> ChatRequest:
 
 
 def parse_completion(body: Any) -> CompletionRequest:
-    wire = _validate(WireCompletionRequest, body)
+    wire = validate_wire(WireCompletionRequest, body)
     prompt = wire.prompt
     if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
         if len(prompt) != 1:
@@ -188,7 +188,7 @@ def parse_completion(body: Any) -> CompletionRequest:
 
 
 def parse_embeddings(body: Any) -> tuple[EmbedRequest, Literal["float", "base64"]]:
-    wire = _validate(WireEmbeddingRequest, body)
+    wire = validate_wire(WireEmbeddingRequest, body)
     raw = wire.input
     single = isinstance(raw, str) or bool(raw and isinstance(raw[0], int))
     inputs: list[Any] = [raw] if single else list(raw)
@@ -251,7 +251,7 @@ def _apply_structured_output(wire: WireSamplingFields, sampling: Sampling) -> No
         sampling.json_schema = guided
 
 
-def _message(wire: WireMessage, index: int) -> Message:
+def message_from_wire(wire: WireMessage, index: int) -> Message:
     role = "system" if wire.role == "developer" else wire.role
     text, images = _content(wire.content, index)
     calls = [_tool_call(call, i) for i, call in enumerate(wire.tool_calls or [])]
