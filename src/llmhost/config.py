@@ -62,6 +62,9 @@ class ModelProfile(Strict):
     pooling: Literal["none", "mean", "cls", "last", "rank"] | None = Field(
         "mean", description="--pooling for embeddings; mean works for chat models without pooling metadata"
     )
+    reasoning: Literal["tags", "off"] = Field(
+        "tags", description="tags: an answer that starts with <think> has that part split out as reasoning"
+    )
     tool_calls: Literal["prompt", "native"] = Field(
         "prompt", description="prompt: tools described in the prompt + JSON schema (any model); native: the engine's"
     )

@@ -17,6 +17,7 @@ from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
 from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.protocols import openai
+from llmhost.reasoning import split_reasoning
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
@@ -66,10 +67,12 @@ class Service:
         entry = self.resolve(req.model)
         if any(message.images for message in req.messages):
             raise InvalidRequest(f"the model {entry.name} has no vision support; remove the images", param="messages")
-        if tools.uses_tools(req) and self.catalog.profile(entry).tool_calls == "prompt":
+        profile = self.catalog.profile(entry)
+        if tools.uses_tools(req) and profile.tool_calls == "prompt":
             prompted = tools.prompted_request(req)
             return tools.tool_events(self._stream(entry, req.keep_alive, lambda c: c.stream_chat(prompted)))
-        return self._stream(entry, req.keep_alive, lambda client: client.stream_chat(req))
+        events = self._stream(entry, req.keep_alive, lambda client: client.stream_chat(req))
+        return split_reasoning(events) if profile.reasoning == "tags" else events
 
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
