@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 
 from llmhost import tools
-from llmhost.config import Settings
+from llmhost.config import ModelProfile, Settings
+from llmhost.engines.engine import Engine
 from llmhost.engines.llamaserver import embeddings_enabled
 from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
@@ -70,13 +71,14 @@ class Service:
         profile = self.catalog.profile(entry)
         if tools.uses_tools(req) and profile.tool_calls == "prompt":
             prompted = tools.prompted_request(req)
-            return tools.tool_events(self._stream(entry, req.keep_alive, lambda c: c.stream_chat(prompted)))
-        events = self._stream(entry, req.keep_alive, lambda client: client.stream_chat(req))
+            return tools.tool_events(self._stream(entry, profile, req.keep_alive, lambda c: c.stream_chat(prompted)))
+        events = self._stream(entry, profile, req.keep_alive, lambda client: client.stream_chat(req))
         return split_reasoning(events) if profile.reasoning == "tags" else events
 
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
-        return self._stream(entry, req.keep_alive, lambda client: client.stream_completion(req))
+        profile = self.catalog.profile(entry)
+        return self._stream(entry, profile, req.keep_alive, lambda client: client.stream_completion(req))
 
     async def embed(self, req: EmbedRequest) -> Embeddings:
         entry = self.resolve(req.model)
@@ -93,9 +95,8 @@ class Service:
                 try:
                     result = await client.embed(req)
                 except EngineUnavailable:
-                    if attempt == 2 or not engine.crashed():
+                    if not await _retry_after_crash(engine, attempt, entry.name):
                         raise
-                    await engine.wait_exit(RESTART_WAIT)
                     continue
                 engine.note_success()
                 return result
@@ -128,11 +129,11 @@ class Service:
     async def _stream(
         self,
         entry: ModelEntry,
+        profile: ModelProfile,
         keep_alive: float | None,
         open_stream: Callable[[UpstreamClient], AsyncIterator[StreamEvent]],
     ) -> AsyncIterator[StreamEvent]:
         """Events of one request; an engine found dead before the first event is restarted once."""
-        profile = self.catalog.profile(entry)
         for attempt in (1, 2):
             async with self.scheduler.session(entry, profile, keep_alive) as (engine, client):
                 started = False
@@ -141,10 +142,17 @@ class Service:
                         started = True
                         yield event
                 except EngineUnavailable:
-                    if started or attempt == 2 or not engine.crashed():
+                    if started or not await _retry_after_crash(engine, attempt, entry.name):
                         raise
-                    log.warning("engine gone before the request started; restarting it", model=entry.name)
-                    await engine.wait_exit(RESTART_WAIT)
                     continue
                 engine.note_success()
                 return
+
+
+async def _retry_after_crash(engine: Engine, attempt: int, model: str) -> bool:
+    """A first attempt that failed because the engine died may run again once the engine has exited."""
+    if attempt > 1 or not engine.crashed():
+        return False
+    log.warning("engine gone before the request started; restarting it", model=model)
+    await engine.wait_exit(RESTART_WAIT)
+    return True

@@ -52,9 +52,7 @@ class UpstreamClient:
         vectors: list[list[float]] = []
         tokens = 0
         for item in req.inputs:
-            body = {"input": item, "encoding_format": "float"}
-            response = await self._send("POST", "/v1/embeddings", body)
-            payload = orjson.loads(await response.aread())
+            payload = await self.post_json("/v1/embeddings", {"input": item, "encoding_format": "float"})
             vectors.append(payload["data"][0]["embedding"])
             tokens += int((payload.get("usage") or {}).get("prompt_tokens", 0))
         return Embeddings(vectors=vectors, prompt_tokens=tokens)
