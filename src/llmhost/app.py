@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhost import __version__
 from llmhost.api import admin, errors
 from llmhost.api import ollama as ollama_routes
 from llmhost.api import openai as openai_routes
+from llmhost.api import tgi as tgi_routes
 from llmhost.api import vllm as vllm_routes
 from llmhost.config import Settings
 from llmhost.service import Service
@@ -60,9 +62,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(ollama_routes.router)
     app.include_router(vllm_routes.router)
+    app.include_router(tgi_routes.router)
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> Response:
+        """vLLM and TGI both answer 200 with an empty body."""
+        return Response(status_code=200)
 
     return app

@@ -58,6 +58,7 @@ class Sampling:
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
     json_object: bool = False
+    token_details: bool = False  # ask the engine for each token's id and logprob (TGI ``details``)
 
 
 @dataclass(slots=True)
@@ -137,8 +138,18 @@ class Timings:
 
 
 @dataclass(slots=True)
+class TokenInfo:
+    """One generated token as the engine reported it."""
+
+    id: int
+    text: str
+    logprob: float | None = None
+
+
+@dataclass(slots=True)
 class TextDelta:
     text: str
+    tokens: list[TokenInfo] | None = None  # only when the request asked for token details
 
 
 @dataclass(slots=True)
@@ -161,6 +172,7 @@ class Done:
     finish_reason: FinishReason
     usage: Usage | None = None
     timings: Timings | None = None
+    stop_sequence: bool | None = None  # True: a stop string ended it; False: end-of-sequence; None: unknown
 
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Done

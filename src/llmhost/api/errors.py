@@ -12,17 +12,33 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from llmhost.api.common import ClientGone
-from llmhost.protocols import openai
+from llmhost.protocols import ollama, openai, tgi
 from llmhost.types import InvalidRequest, LlmhostError, ModelNotFound
 
 log = structlog.get_logger(__name__)
 
-Renderer = Callable[[LlmhostError], dict[str, Any]]
+Renderer = Callable[[LlmhostError], tuple[int, dict[str, Any]]]
+
+
+def _openai(error: LlmhostError) -> tuple[int, dict[str, Any]]:
+    return error.status, openai.error_body(error)
+
+
+def _ollama(error: LlmhostError) -> tuple[int, dict[str, Any]]:
+    return error.status, ollama.error_body(error)
+
+
+def _tgi(error: LlmhostError) -> tuple[int, dict[str, Any]]:
+    return tgi.error_status(error), tgi.error_body(error)
 
 
 def renderer_for(path: str) -> Renderer:
-    """Pick the dialect from the route; OpenAI is the default shape."""
-    return openai.error_body
+    """Pick the dialect from the route; OpenAI (and vLLM, which shares it) is the default shape."""
+    if path.startswith("/api/"):
+        return _ollama
+    if path in tgi.PATHS:
+        return _tgi
+    return _openai
 
 
 def error_headers(error: LlmhostError) -> dict[str, str]:
@@ -35,8 +51,8 @@ def error_headers(error: LlmhostError) -> dict[str, str]:
 
 
 def error_response(request: Request, error: LlmhostError) -> Response:
-    body = renderer_for(request.url.path)(error)
-    return JSONResponse(body, status_code=error.status, headers=error_headers(error))
+    status, body = renderer_for(request.url.path)(error)
+    return JSONResponse(body, status_code=status, headers=error_headers(error))
 
 
 def _status_error(status: int, detail: str) -> LlmhostError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from llmhost.types import LlmhostError, ModelNotFound
+
 FOREVER = "2318-11-23T00:00:00Z"  # Ollama shows keep_alive < 0 as an expiry far in the future
 
 
@@ -53,3 +55,10 @@ def parameter_size(count: int | None) -> str | None:
         if count >= scale:
             return f"{count / scale:.1f}{unit}".replace(".0", "")
     return str(count)
+
+
+def error_body(error: LlmhostError) -> dict[str, Any]:
+    """Ollama errors are a bare string; a missing model reads as Ollama words it."""
+    if isinstance(error, ModelNotFound):
+        return {"error": f"model '{error.model}' not found"}
+    return {"error": error.message}

@@ -31,6 +31,7 @@ from llmhost.types import (
     Sampling,
     StreamEvent,
     TextDelta,
+    TokenInfo,
     Timings,
     Tool,
     ToolCall,
@@ -605,6 +606,8 @@ def completion_to_wire(req: CompletionRequest) -> dict[str, Any]:
     body["prompt"] = req.prompt
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
+    if req.sampling.token_details:
+        body["logprobs"] = 1
     return body
 
 
@@ -624,6 +627,7 @@ class UpstreamChunkParser:
         self.finish_reason: Literal["stop", "length", "tool_calls"] = "stop"
         self.usage: Usage | None = None
         self.timings: Timings | None = None
+        self.tokens_seen: int | None = None  # counted only when the upstream reports tokens
 
     def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         if "error" in chunk:
@@ -647,8 +651,9 @@ class UpstreamChunkParser:
         if reasoning:
             events.append(ReasoningDelta(reasoning))
         content = delta.get("content") or text
-        if content:
-            events.append(TextDelta(content))
+        tokens = self._tokens(choice.get("logprobs"))
+        if content or tokens:
+            events.append(TextDelta(content or "", tokens))
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             events.append(
@@ -663,8 +668,23 @@ class UpstreamChunkParser:
             self.finish_reason = FINISH_REASONS.get(choice["finish_reason"], "stop")
         return events
 
+    def _tokens(self, logprobs: dict[str, Any] | None) -> list[TokenInfo] | None:
+        if not logprobs or not isinstance(logprobs.get("content"), list):
+            return None
+        tokens = [
+            TokenInfo(int(t["id"]), str(t.get("token", "")), t.get("logprob")) for t in logprobs["content"] if "id" in t
+        ]
+        self.tokens_seen = (self.tokens_seen or 0) + len(tokens)
+        return tokens
+
     def done(self) -> Done:
-        return Done(self.finish_reason, self.usage, self.timings)
+        return Done(self.finish_reason, self.usage, self.timings, self._stop_sequence())
+
+    def _stop_sequence(self) -> bool | None:
+        """llama-server counts a matched stop string's tokens in usage but never sends them."""
+        if self.finish_reason != "stop" or self.usage is None or self.tokens_seen is None:
+            return None
+        return self.usage.completion_tokens > self.tokens_seen
 
 
 class UpstreamError(Exception):
