@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import ollama
 import openai
 import psutil
 import pytest
@@ -300,3 +301,9 @@ def http(server: LlmhostServer) -> Iterator[httpx.Client]:
     """Raw HTTP to the shared service, for wire-level assertions."""
     with httpx.Client(base_url=server.base_url, timeout=120) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def ollama_client(server: LlmhostServer) -> ollama.Client:
+    """The real ollama-python client, pointed at the shared service."""
+    return ollama.Client(host=server.base_url, timeout=120)

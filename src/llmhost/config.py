@@ -65,6 +65,9 @@ class ModelProfile(Strict):
     reasoning: Literal["tags", "off"] = Field(
         "tags", description="tags: an answer that starts with <think> has that part split out as reasoning"
     )
+    thinking: bool | None = Field(
+        None, description="the model can think (Ollama think); None: detected from the chat template"
+    )
     tool_calls: Literal["prompt", "native"] = Field(
         "prompt", description="prompt: tools described in the prompt + JSON schema (any model); native: the engine's"
     )
@@ -135,6 +138,9 @@ class Settings(BaseSettings):
     hf_cache: Path | None = Field(None, description="Hugging Face hub cache; default HF_HUB_CACHE or ~/.cache")
     scan_hf_cache: bool = True
     scan_ollama: bool = True
+    ollama_store_owned: bool = Field(
+        False, description="llmhost may delete models from the Ollama store (/api/delete); off: it only reads it"
+    )
     unknown_model: Literal["error", "default"] = Field(
         "error", description="a request naming an unknown model: 404, or route it to default_model"
     )

@@ -16,6 +16,7 @@ from llmhost.engines.engine import Engine
 from llmhost.engines.llamaserver import embeddings_enabled
 from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
+from llmhost.models.capabilities import supports_thinking
 from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.protocols import openai
 from llmhost.reasoning import split_reasoning
@@ -28,6 +29,7 @@ from llmhost.types import (
     EngineUnavailable,
     InvalidRequest,
     ModelNotFound,
+    ReasoningDelta,
     StreamEvent,
     Tokenized,
     TokenizeRequest,
@@ -69,16 +71,40 @@ class Service:
         if any(message.images for message in req.messages):
             raise InvalidRequest(f"the model {entry.name} has no vision support; remove the images", param="messages")
         profile = self.catalog.profile(entry)
+        if req.think and not supports_thinking(entry, profile):
+            raise InvalidRequest(f'"{req.model}" does not support thinking', param="think")
         if tools.uses_tools(req) and profile.tool_calls == "prompt":
             prompted = tools.prompted_request(req)
             return tools.tool_events(self._stream(entry, profile, req.keep_alive, lambda c: c.stream_chat(prompted)))
         events = self._stream(entry, profile, req.keep_alive, lambda client: client.stream_chat(req))
-        return split_reasoning(events) if profile.reasoning == "tags" else events
+        if profile.reasoning == "tags":
+            events = split_reasoning(events)
+        return without_reasoning(events) if req.think is False else events
 
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
         profile = self.catalog.profile(entry)
         return self._stream(entry, profile, req.keep_alive, lambda client: client.stream_completion(req))
+
+    async def load(self, name: str, keep_alive: float | None) -> bool:
+        """Load a model without generating (Ollama's empty prompt); True when keep_alive unloaded it again."""
+        entry = self.resolve(name)
+        async with self.scheduler.session(entry, self.catalog.profile(entry), keep_alive):
+            pass
+        return keep_alive == 0
+
+    def load_seconds(self, name: str, since: float) -> float:
+        """How long a request that started at ``since`` (unix time) waited for its model's engine to load."""
+        slot = self.scheduler.models.get(self.resolve(name).name)
+        ready = slot.engine.started_at if slot is not None and slot.engine is not None else None
+        return max(0.0, ready - since) if ready is not None and ready > since else 0.0
+
+    async def delete_model(self, name: str) -> str:
+        entry = self.catalog.get(name)  # never the default-model fallback for a delete
+        removed = await asyncio.to_thread(self.catalog.delete, name)
+        if entry.name not in {e.name for e in self.catalog.entries()}:
+            await self.scheduler.unload(entry.name)
+        return removed
 
     async def embed(self, req: EmbedRequest) -> Embeddings:
         entry = self.resolve(req.model)
@@ -147,6 +173,16 @@ class Service:
                     continue
                 engine.note_success()
                 return
+
+
+async def without_reasoning(events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    """``think: false``: the answer without its reasoning."""
+    try:
+        async for event in events:
+            if not isinstance(event, ReasoningDelta):
+                yield event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 async def _retry_after_crash(engine: Engine, attempt: int, model: str) -> bool:

@@ -47,6 +47,8 @@ class Sampling:
     top_p: float | None = None
     top_k: int | None = None
     min_p: float | None = None
+    typical_p: float | None = None
+    repeat_last_n: int | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     presence_penalty: float | None = None
@@ -71,6 +73,7 @@ class ChatRequest:
     tool_choice: Literal["auto", "none", "required"] | str = "auto"  # or a tool name
     include_usage: bool = False
     keep_alive: float | None = None  # seconds the model stays loaded after this request; <0 = forever
+    think: bool | None = None  # Ollama ``think``: None = the model's default, False = no reasoning
 
 
 @dataclass(slots=True)
@@ -260,3 +263,10 @@ class EngineFailed(LlmhostError):
 
     status = 502
     kind = "engine_error"
+
+
+class PermissionDenied(LlmhostError):
+    """The request is understood but llmhost will not do it (e.g. delete a file it does not own)."""
+
+    status = 403
+    kind = "invalid_request"

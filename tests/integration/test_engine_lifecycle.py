@@ -12,7 +12,8 @@ import openai
 import psutil
 import pytest
 
-from conftest import DEFAULT_MODEL, LlmhostServer, engine_port, shutdown_and_check, start_server, wait_dead
+from conftest import DEFAULT_MODEL, LlmhostServer, shutdown_and_check, start_server, wait_dead
+from engine_probes import assert_cancelled, busy_slots, slots
 
 pytestmark = pytest.mark.integration
 
@@ -24,47 +25,6 @@ LONG: dict[str, Any] = {
     "temperature": 0,
     "ignore_eos": True,
 }
-IDLE_TIMEOUT = 10.0
-
-
-def slots(engine: psutil.Process) -> list[dict[str, Any]]:
-    response = httpx.get(f"http://127.0.0.1:{engine_port(engine)}/slots", timeout=5)
-    response.raise_for_status()
-    result: list[dict[str, Any]] = response.json()
-    return result
-
-
-def busy_slots(engine: psutil.Process) -> list[int]:
-    return [slot["id"] for slot in slots(engine) if slot["is_processing"]]
-
-
-def tokens_predicted(engine: psutil.Process) -> float:
-    """The engine's own count of generated tokens (llama-server --metrics)."""
-    response = httpx.get(f"http://127.0.0.1:{engine_port(engine)}/metrics", timeout=5)
-    response.raise_for_status()
-    for line in response.text.splitlines():
-        if line.startswith("llamacpp:tokens_predicted_total "):
-            return float(line.split()[1])
-    raise AssertionError("llama-server /metrics has no llamacpp:tokens_predicted_total")
-
-
-def assert_cancelled(engine: psutil.Process, what: str) -> None:
-    """No slot generating within IDLE_TIMEOUT, and far fewer tokens generated than the 2000 asked for
-    (on a fast machine 2000 tokens can take less than IDLE_TIMEOUT, so idleness alone proves nothing)."""
-    busy = wait_idle(engine)
-    assert not busy, f"slots {busy} still generating {IDLE_TIMEOUT:.0f} s after {what}"
-    generated = tokens_predicted(engine)
-    assert generated < 1000, f"the engine generated {generated:.0f} tokens after {what}: it was not cancelled"
-
-
-def wait_idle(engine: psutil.Process, timeout: float = IDLE_TIMEOUT) -> list[int]:
-    """Poll the engine's /slots until no slot is processing; return the busy slots left at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        busy = busy_slots(engine)
-        if not busy or time.monotonic() >= deadline:
-            return busy
-        time.sleep(0.1)
 
 
 def read_content_chunks(lines: Iterator[str], count: int) -> None:

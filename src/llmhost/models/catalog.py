@@ -6,6 +6,7 @@ I/O and GGUF parsing (callers run it in a thread); lookups only read an index th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -14,12 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmhost.config import DEFAULT_MODEL_FILE, ModelProfile, Settings
+from llmhost.models.aliases import AliasStore
 from llmhost.models.directories import scan_directories
 from llmhost.models.gguf_meta import GgufMeta, read_gguf_meta
 from llmhost.models.hf_cache import hf_root, scan_hf_cache
 from llmhost.models.names import canonical_name, display_name_for_file, validate_model_name
-from llmhost.models.ollama_store import OllamaModel, ollama_root, scan_ollama
-from llmhost.types import InvalidRequest, ModelNotFound
+from llmhost.models.ollama_store import OllamaModel, delete_model, ollama_root, scan_ollama
+from llmhost.types import InvalidRequest, ModelNotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,13 @@ class ModelEntry:
     params: dict[str, Any] | None = None  # Ollama params layer
     system: str | None = None  # Ollama system layer
     license: str | None = None  # Ollama license layer
+    manifest: Path | None = None  # Ollama manifest file
+    digest: str | None = None  # Ollama: sha256 of the manifest
+
+    @property
+    def tag_digest(self) -> str:
+        """What /api/tags and /api/ps call the digest: Ollama's manifest hash, else a hash of the path."""
+        return self.digest or hashlib.sha256(str(self.path).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +69,14 @@ class Catalog:
         self._index = _Index()
         self._meta_cache: dict[_MetaKey, GgufMeta | str] = {}
         self._scan_lock = threading.Lock()
+        self.copies = AliasStore(settings.data_dir / "aliases.json")
 
     def scan(self) -> list[ModelEntry]:
         """Rediscover every model and replace the current entries; unchanged files are not re-parsed."""
         with self._scan_lock:
             used: set[_MetaKey] = set()
-            found = _dedupe(self._discover())
-            entries = [self._with_meta(entry, used) for entry in self._attach_profiles(found)]
+            found = self._attach_copies(self._attach_profiles(_dedupe(self._discover())))
+            entries = [self._with_meta(entry, used) for entry in found]
             self._meta_cache = {key: value for key, value in self._meta_cache.items() if key in used}
             self._index = _build_index(entries)
             return list(self._index.entries)
@@ -106,6 +116,48 @@ class Catalog:
             if entry.path.name == DEFAULT_MODEL_FILE:
                 return entry
         return usable[0] if usable else None
+
+    # Copy and delete (Ollama's /api/copy and /api/delete); blocking: call from a thread ----------
+
+    def copy(self, source: str, destination: str) -> None:
+        """``destination`` becomes another name of ``source``'s model, kept across restarts."""
+        target = self.get(source)
+        destination = validate_model_name(destination)
+        if destination in self._index.by_name and destination != target.name:
+            raise InvalidRequest(f"destination {destination!r} is already a model; delete it first")
+        self.copies.add(destination, target.name)
+        self.scan()
+
+    def delete(self, name: str) -> str:
+        """Remove a copied name, or a model file llmhost owns; says what it removed."""
+        name = validate_model_name(name)
+        if self.copies.remove(name):
+            self.scan()
+            return f"name {name}"
+        entry = self.get(name)
+        if name in entry.aliases or entry.source == "config":
+            raise PermissionDenied(f"{name} is defined in the configuration file; remove it there")
+        if entry.source == "ollama":
+            removed = self._delete_ollama(entry)
+        elif entry.path.resolve().is_relative_to(self._settings.models_dir.resolve()):
+            entry.path.unlink()
+            removed = str(entry.path)
+        else:
+            raise PermissionDenied(
+                f"{entry.path} is outside llmhost's model store ({self._settings.models_dir}); "
+                "llmhost does not delete files it does not own"
+            )
+        self.copies.remove_targets({entry.name})
+        self.scan()
+        return removed
+
+    def _delete_ollama(self, entry: ModelEntry) -> str:
+        if not self._settings.ollama_store_owned or entry.manifest is None:
+            raise PermissionDenied(
+                f"{entry.name} belongs to the Ollama store; set ollama_store_owned: true to let llmhost delete it"
+            )
+        removed = delete_model(ollama_root(self._settings.ollama_models), entry.manifest)
+        return ", ".join(str(path) for path in removed)
 
     # Discovery ---------------------------------------------------------------------------------
 
@@ -147,6 +199,17 @@ class Catalog:
             attached[position] = replace(entry, aliases=_unique([*entry.aliases, *extra]))
         return attached
 
+    def _attach_copies(self, entries: list[ModelEntry]) -> list[ModelEntry]:
+        attached = list(entries)
+        for alias, target in self.copies.load().items():
+            position = _find_position(attached, target)
+            if position is None:
+                log.warning("copied name %s: its source %s is gone", alias, target)
+                continue
+            entry = attached[position]
+            attached[position] = replace(entry, aliases=_unique([*entry.aliases, alias]))
+        return attached
+
     def _with_meta(self, entry: ModelEntry, used: set[_MetaKey]) -> ModelEntry:
         try:
             stat = entry.path.stat()
@@ -177,9 +240,7 @@ def _file_entry(name: str, path: Path, source: Source, aliases: tuple[str, ...] 
         size, modified = stat.st_size, stat.st_mtime
     except OSError:
         size, modified = 0, 0.0
-    return ModelEntry(
-        name=name, path=path, source=source, size=size, modified=modified, meta=None, aliases=aliases
-    )
+    return ModelEntry(name=name, path=path, source=source, size=size, modified=modified, meta=None, aliases=aliases)
 
 
 def _ollama_entry(model: OllamaModel) -> ModelEntry:
@@ -194,6 +255,8 @@ def _ollama_entry(model: OllamaModel) -> ModelEntry:
         params=model.params,
         system=model.system,
         license=model.license,
+        manifest=model.manifest,
+        digest=model.digest,
     )
 
 

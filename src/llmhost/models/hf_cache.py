@@ -73,8 +73,7 @@ def _scan_snapshot(repo_dir: Path, snapshot: Path) -> list[HfModel]:
     counts = Counter(tags.values())
     prefix = f"hf.co/{repo_id(repo_dir)}"
     return [
-        HfModel(f"{prefix}:{tag if counts[tag] == 1 else gguf_stem(path).lower()}", path)
-        for path, tag in tags.items()
+        HfModel(f"{prefix}:{tag if counts[tag] == 1 else gguf_stem(path).lower()}", path) for path, tag in tags.items()
     ]
 
 

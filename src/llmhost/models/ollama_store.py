@@ -6,6 +6,7 @@ Manifests are untrusted input: a blob path is only ever built from a digest that
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -45,6 +46,8 @@ class OllamaModel:
     params: dict[str, Any] | None = None
     system: str | None = None
     license: str | None = None
+    manifest: Path | None = None
+    digest: str | None = None  # sha256 of the manifest file, as /api/tags shows it
 
 
 def ollama_root(configured: Path | None) -> Path:
@@ -115,9 +118,7 @@ def _read_model(blobs: Path, manifest: Path, name: str) -> OllamaModel:
     layers: list[dict[str, Any]] = data["layers"]
     # Every digest is checked up front, so one bad layer rejects the whole manifest.
     paths = [blob_path(blobs, layer.get("digest")) for layer in layers]
-    models = [
-        path for path, layer in zip(paths, layers, strict=True) if layer.get("mediaType") == MODEL_MEDIA_TYPE
-    ]
+    models = [path for path, layer in zip(paths, layers, strict=True) if layer.get("mediaType") == MODEL_MEDIA_TYPE]
     if not models:
         raise UnsafeManifest("no model layer")
     texts: dict[str, str | None] = {"template": None, "system": None, "license": None}
@@ -137,7 +138,46 @@ def _read_model(blobs: Path, manifest: Path, name: str) -> OllamaModel:
         params=params,
         system=texts["system"],
         license=texts["license"],
+        manifest=manifest,
+        digest=hashlib.sha256(manifest.read_bytes()).hexdigest(),
     )
+
+
+def delete_model(root: Path, manifest: Path) -> list[Path]:
+    """Remove a manifest, then every blob of it that no other manifest uses; returns the files removed."""
+    manifests = root / "manifests"
+    if not manifest.resolve().is_relative_to(manifests.resolve()):
+        raise UnsafeManifest(f"{manifest} is not a manifest of {root}")
+    blobs = root / "blobs"
+    own = _blob_files(blobs, manifest)
+    manifest.unlink()
+    removed = [manifest]
+    still_used: set[Path] = set()
+    for other in manifests.glob("*/*/*/*"):
+        if other.is_file():
+            still_used |= _blob_files(blobs, other)
+    for blob in sorted(own - still_used):
+        blob.unlink(missing_ok=True)
+        removed.append(blob)
+    return removed
+
+
+def _blob_files(blobs: Path, manifest: Path) -> set[Path]:
+    try:
+        data = _load_manifest(manifest)
+    except (OSError, UnsafeManifest):
+        return set()
+    digests = [layer.get("digest") for layer in data["layers"]]
+    config = data.get("config")
+    if isinstance(config, dict):
+        digests.append(config.get("digest"))
+    found = set()
+    for digest in digests:
+        try:
+            found.add(blob_path(blobs, digest))
+        except UnsafeManifest:
+            continue
+    return found
 
 
 def _read_text(path: Path) -> str | None:

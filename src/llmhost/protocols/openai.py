@@ -31,8 +31,8 @@ from llmhost.types import (
     Sampling,
     StreamEvent,
     TextDelta,
-    TokenInfo,
     Timings,
+    TokenInfo,
     Tool,
     ToolCall,
     ToolCallDelta,
@@ -551,6 +551,8 @@ def _sampling_to_wire(sampling: Sampling) -> dict[str, Any]:
         "top_p": sampling.top_p,
         "top_k": sampling.top_k,
         "min_p": sampling.min_p,
+        "typical_p": sampling.typical_p,
+        "repeat_last_n": sampling.repeat_last_n,
         "seed": sampling.seed,
         "presence_penalty": sampling.presence_penalty,
         "frequency_penalty": sampling.frequency_penalty,
@@ -587,6 +589,8 @@ def message_to_wire(message: Message) -> dict[str, Any]:
 def chat_to_wire(req: ChatRequest) -> dict[str, Any]:
     body = _sampling_to_wire(req.sampling)
     body["messages"] = [message_to_wire(m) for m in req.messages]
+    if req.think is False:
+        body["chat_template_kwargs"] = {"enable_thinking": False}
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     if req.tools and req.tool_choice != "none":
