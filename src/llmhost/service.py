@@ -6,11 +6,12 @@ Dialect routers call only this; it knows nothing of wire formats.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 
 import structlog
 
-from llmhost import tools
+from llmhost import min_tokens, tools
 from llmhost.config import ModelProfile, Settings
 from llmhost.engines.engine import Engine
 from llmhost.engines.llamaserver import embeddings_enabled
@@ -76,7 +77,11 @@ class Service:
         if tools.uses_tools(req) and profile.tool_calls == "prompt":
             prompted = tools.prompted_request(req)
             return tools.tool_events(self._stream(entry, profile, req.keep_alive, lambda c: c.stream_chat(prompted)))
-        events = self._stream(entry, profile, req.keep_alive, lambda client: client.stream_chat(req))
+        req = dataclasses.replace(req, sampling=min_tokens.prepare(req.sampling))
+        if min_tokens.needed(req.sampling):
+            events = self._stream(entry, profile, req.keep_alive, lambda c: min_tokens.stream(req, c.stream_chat))
+        else:
+            events = self._stream(entry, profile, req.keep_alive, lambda client: client.stream_chat(req))
         if profile.reasoning == "tags":
             events = split_reasoning(events)
         return without_reasoning(events) if req.think is False else events
@@ -84,6 +89,9 @@ class Service:
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
         profile = self.catalog.profile(entry)
+        req = dataclasses.replace(req, sampling=min_tokens.prepare(req.sampling))
+        if min_tokens.needed(req.sampling):
+            return self._stream(entry, profile, req.keep_alive, lambda c: min_tokens.stream(req, c.stream_completion))
         return self._stream(entry, profile, req.keep_alive, lambda client: client.stream_completion(req))
 
     async def load(self, name: str, keep_alive: float | None) -> bool:
