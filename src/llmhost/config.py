@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     hf_cache: Path | None = Field(None, description="Hugging Face hub cache; default HF_HUB_CACHE or ~/.cache")
     scan_hf_cache: bool = True
     scan_ollama: bool = True
+    ollama_registry: str = Field(
+        "https://registry.ollama.ai", description="where /api/pull fetches models named without a host"
+    )
     ollama_store_owned: bool = Field(
         False, description="llmhost may delete models from the Ollama store (/api/delete); off: it only reads it"
     )
@@ -156,6 +159,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where setup puts the default model; always scanned."""
         return self.data_dir / "models"
+
+    @property
+    def pulled_dir(self) -> Path:
+        """llmhost's own Ollama-layout store: models fetched by /api/pull."""
+        return self.data_dir / "ollama"
 
     @property
     def engines_dir(self) -> Path:

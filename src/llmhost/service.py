@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import httpx
 import structlog
 
 from llmhost import min_tokens, tools
@@ -17,6 +19,7 @@ from llmhost.engines.engine import Engine
 from llmhost.engines.llamaserver import embeddings_enabled
 from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
+from llmhost.models import pull as registry
 from llmhost.models.capabilities import supports_thinking
 from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.protocols import openai
@@ -113,6 +116,17 @@ class Service:
         if entry.name not in {e.name for e in self.catalog.entries()}:
             await self.scheduler.unload(entry.name)
         return removed
+
+    async def pull(self, name: str) -> AsyncIterator[dict[str, Any]]:
+        """Ollama registry pull into llmhost's own store; the catalog is rescanned after success."""
+        ref = registry.parse_reference(name)
+        base = registry.registry_url(ref, self.settings.ollama_registry)
+        timeout = httpx.Timeout(self.settings.engine.request_timeout, connect=10.0)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            async for progress in registry.pull(ref, base, self.settings.pulled_dir, client):
+                if progress.get("status") == "success":
+                    await asyncio.to_thread(self.catalog.scan)
+                yield progress
 
     async def embed(self, req: EmbedRequest) -> Embeddings:
         entry = self.resolve(req.model)

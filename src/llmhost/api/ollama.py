@@ -17,9 +17,10 @@ from llmhost.engines.memory import HOST
 from llmhost.models.capabilities import capabilities
 from llmhost.models.catalog import ModelEntry
 from llmhost.models.gguf_header import read_header
+from llmhost.models.names import validate_model_name
 from llmhost.protocols import ollama
 from llmhost.service import Service
-from llmhost.types import ChatRequest, ModelNotFound, StreamEvent
+from llmhost.types import ChatRequest, LlmhostError, ModelNotFound, StreamEvent
 
 router = APIRouter()
 MIB = 1024 * 1024
@@ -242,3 +243,34 @@ async def delete(request: Request) -> Response:
     name = ollama.model_name(await read_json(request))
     await _service(request).delete_model(name)
     return Response(status_code=200)
+
+
+@router.post("/api/pull")
+async def pull(request: Request) -> Response:
+    """Fetch a model from the registry; one already in the catalog is not fetched again."""
+    body = await read_json(request)
+    service = _service(request)
+    name = validate_model_name(ollama.model_name(body))
+    streamed = body.get("stream") is not False
+    try:
+        service.catalog.get(name)
+        progress: AsyncIterator[dict[str, Any]] = _already_here()
+    except ModelNotFound:
+        progress = service.pull(name)
+    if not streamed:
+        items = [item async for item in progress]  # a few status objects, not a generation
+        return ORJSONResponse(items[-1])
+
+    async def body_lines() -> AsyncIterator[bytes]:
+        try:
+            async for item in progress:
+                yield ollama.ndjson(item)
+        except LlmhostError as exc:
+            yield ollama.ndjson(ollama.error_body(exc))
+
+    return StreamingResponse(body_lines(), media_type=NDJSON, headers=STREAM_HEADERS)
+
+
+async def _already_here() -> AsyncIterator[dict[str, Any]]:
+    yield {"status": "pulling manifest"}
+    yield {"status": "success"}

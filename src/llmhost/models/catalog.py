@@ -152,11 +152,16 @@ class Catalog:
         return removed
 
     def _delete_ollama(self, entry: ModelEntry) -> str:
-        if not self._settings.ollama_store_owned or entry.manifest is None:
+        own = self._settings.pulled_dir
+        if entry.manifest is not None and entry.manifest.resolve().is_relative_to(own.resolve()):
+            root = own  # pulled by llmhost: always its own
+        elif self._settings.ollama_store_owned and entry.manifest is not None:
+            root = ollama_root(self._settings.ollama_models)
+        else:
             raise PermissionDenied(
                 f"{entry.name} belongs to the Ollama store; set ollama_store_owned: true to let llmhost delete it"
             )
-        removed = delete_model(ollama_root(self._settings.ollama_models), entry.manifest)
+        removed = delete_model(root, entry.manifest)
         return ", ".join(str(path) for path in removed)
 
     # Discovery ---------------------------------------------------------------------------------
@@ -165,6 +170,7 @@ class Catalog:
         settings = self._settings
         found = self._from_config()
         found += [_file_entry(display_name_for_file(path), path, "directory") for path in self._directories()]
+        found += [_ollama_entry(model) for model in scan_ollama(settings.pulled_dir)]
         if settings.scan_ollama:
             found += [_ollama_entry(model) for model in scan_ollama(ollama_root(settings.ollama_models))]
         if settings.scan_hf_cache:
