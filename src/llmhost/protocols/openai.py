@@ -612,6 +612,7 @@ def completion_to_wire(req: CompletionRequest) -> dict[str, Any]:
     body["stream_options"] = {"include_usage": True}
     if req.sampling.token_details:
         body["logprobs"] = 1
+        body["verbose"] = True  # llama-server adds its native result (``__verbose``, with ``stop_type``) to chunks
     return body
 
 
@@ -632,6 +633,7 @@ class UpstreamChunkParser:
         self.usage: Usage | None = None
         self.timings: Timings | None = None
         self.tokens_seen: int | None = None  # counted only when the upstream reports tokens
+        self.stop_type: str | None = None  # llama-server's native "word" | "eos" | "limit", when asked for
 
     def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         if "error" in chunk:
@@ -645,6 +647,9 @@ class UpstreamChunkParser:
             self.usage = _usage(chunk["usage"])
         if chunk.get("timings"):
             self.timings = _timings(chunk["timings"])
+        verbose = chunk.get("__verbose")
+        if isinstance(verbose, dict) and isinstance(verbose.get("stop_type"), str):
+            self.stop_type = verbose["stop_type"]
         return events
 
     def _choice(self, choice: dict[str, Any]) -> list[StreamEvent]:
@@ -685,8 +690,12 @@ class UpstreamChunkParser:
         return Done(self.finish_reason, self.usage, self.timings, self._stop_sequence())
 
     def _stop_sequence(self) -> bool | None:
-        """llama-server counts a matched stop string's tokens in usage but never sends them."""
-        if self.finish_reason != "stop" or self.usage is None or self.tokens_seen is None:
+        """llama-server's native stop_type says it exactly; without it, a stop string's tokens may be missing."""
+        if self.finish_reason != "stop":
+            return None
+        if self.stop_type in ("word", "eos"):
+            return self.stop_type == "word"
+        if self.usage is None or self.tokens_seen is None:
             return None
         return self.usage.completion_tokens > self.tokens_seen
 
