@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,30 +16,47 @@ from llmhost import __version__
 from llmhost.api import admin, errors
 from llmhost.api import ollama as ollama_routes
 from llmhost.api import openai as openai_routes
+from llmhost.api import telemetry as telemetry_routes
 from llmhost.api import tgi as tgi_routes
 from llmhost.api import vllm as vllm_routes
+from llmhost.api.common import dialect_for
 from llmhost.config import Settings
 from llmhost.service import Service
+from llmhost.telemetry.monitor import CURRENT, Monitor, RequestContext
 
 
 class RequestIdMiddleware:
-    """Pure ASGI (no buffering): every response carries x-request-id."""
+    """Pure ASGI (no buffering): every response carries x-request-id, the core sees the request's id and
+    dialect through a context variable (for request tracking), and every response is counted by route."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, monitor: Monitor) -> None:
         self.app = app
+        self.monitor = monitor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header = (b"x-request-id", f"req-{secrets.token_hex(8)}".encode())
+        request_id = f"req-{secrets.token_hex(8)}"
+        header = (b"x-request-id", request_id.encode())
+        status = 500
+        started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        dialect = dialect_for(scope["path"])
+        token = CURRENT.set(RequestContext(request_id, dialect))
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            CURRENT.reset(token)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.monitor.http_metrics.observe(dialect, route, scope["method"], status, time.perf_counter() - started)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -56,13 +74,14 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="llmhost", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.service = service
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, monitor=service.monitor)
     errors.install(app)
     app.include_router(openai_routes.router)
     app.include_router(admin.router)
     app.include_router(ollama_routes.router)
     app.include_router(vllm_routes.router)
     app.include_router(tgi_routes.router)
+    app.include_router(telemetry_routes.router)
 
     @app.get("/health")
     async def health() -> Response:

@@ -206,6 +206,33 @@ def ps(config: ConfigOption = None, url: UrlOption = None) -> None:
 
 
 @app.command()
+def status(
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    watch: Annotated[bool, typer.Option(help="refresh until interrupted")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 1.0,
+    count: Annotated[int | None, typer.Option(help="with --watch: stop after this many refreshes")] = None,
+) -> None:
+    """GPUs, host, engines and active requests of a serving llmhost, live with --watch."""
+    from rich.live import Live
+
+    from llmhost.status_view import render
+
+    if not watch:
+        console.print(render(_admin(config, url, "GET", "/api/metrics/dashboard")))
+        return
+    refreshes = 0
+    with Live(render(_admin(config, url, "GET", "/api/metrics/dashboard")), console=console) as live:
+        try:
+            while count is None or refreshes < count - 1:
+                time.sleep(interval)
+                live.update(render(_admin(config, url, "GET", "/api/metrics/dashboard")))
+                refreshes += 1
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
 def load(name: str, config: ConfigOption = None, url: UrlOption = None) -> None:
     """Load a model now (evicting others if the policy says so) and wait until it is ready."""
     status = _admin(config, url, "POST", f"/admin/models/{name}/load")

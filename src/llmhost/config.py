@@ -149,6 +149,7 @@ class Settings(BaseSettings):
     )
     default_model: str | None = Field(None, description="default: the first model of the catalog")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    gpu_backend: Literal["nvml", "none"] = Field("nvml", description="nvml: NVIDIA GPUs (none found is fine)")
     engine: EngineSettings = Field(default_factory=EngineSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     defaults: ModelProfile = Field(default_factory=ModelProfile, description="profile for models not listed")

@@ -345,9 +345,7 @@ def same_cmake_value(cached: str | None, wanted: str) -> bool:
 
 def configure(plan: BuildPlan, console: Console) -> None:
     with console.status(f"configuring llama.cpp ({plan.backend}) with cmake"):
-        result = subprocess.run(
-            plan.configure_argv(), capture_output=True, text=True, errors="replace", check=False
-        )
+        result = subprocess.run(plan.configure_argv(), capture_output=True, text=True, errors="replace", check=False)
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).splitlines()[-TAIL_LINES:]
         raise InstallError(failure("cmake configure", plan.configure_argv(), result.returncode, tail))
@@ -401,9 +399,7 @@ def install(plan: BuildPlan, console: Console) -> Path:
 def engine_version(binary: Path) -> str:
     argv = [str(binary), "--version"]
     try:
-        result = subprocess.run(
-            argv, capture_output=True, text=True, errors="replace", timeout=60, check=False
-        )
+        result = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InstallError(f"{binary} --version failed: {exc}") from exc
     output = (result.stdout + result.stderr).strip()

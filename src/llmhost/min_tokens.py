@@ -51,8 +51,8 @@ async def stream(req: R, open_stream: Callable[[R], AsyncIterator[StreamEvent]])
     head: Done | None = None
     async for event in open_stream(first):
         if isinstance(event, Done):
-            head = event
-            break
+            head = event  # the last event: the loop ends by itself
+            continue
         if isinstance(event, TextDelta):
             text.append(event.text)
         yield event

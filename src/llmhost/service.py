@@ -17,6 +17,7 @@ from llmhost import min_tokens, tools
 from llmhost.config import ModelProfile, Settings
 from llmhost.engines.engine import Engine
 from llmhost.engines.llamaserver import embeddings_enabled
+from llmhost.engines.process import State
 from llmhost.engines.scheduler import Scheduler
 from llmhost.installer import resolve_engine
 from llmhost.models import pull as registry
@@ -24,6 +25,9 @@ from llmhost.models.capabilities import supports_thinking
 from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.protocols import openai
 from llmhost.reasoning import split_reasoning
+from llmhost.telemetry.gpu import Gpus, NoGpu
+from llmhost.telemetry.monitor import EngineEndpoint, Monitor
+from llmhost.telemetry.nvml import NvmlBackend
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
@@ -49,16 +53,28 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.catalog = Catalog(settings)
-        self.scheduler = Scheduler(settings, resolve_engine(settings))
+        gpus: Gpus = NvmlBackend() if settings.gpu_backend == "nvml" else NoGpu()
+        self.scheduler = Scheduler(settings, resolve_engine(settings), gpus)
+        self.monitor = Monitor(settings, gpus)
 
     async def start(self) -> None:
         self.scheduler.reap_orphans()
         self.scheduler.start()
         entries = await asyncio.to_thread(self.catalog.scan)
+        await self.monitor.start(self.running_engines)
         log.info("catalog loaded", models=len(entries), engine=str(self.scheduler.binary))
 
     async def stop(self) -> None:
         await self.scheduler.stop_all()
+        await self.monitor.stop()
+
+    def running_engines(self) -> list[EngineEndpoint]:
+        running = []
+        for slot in self.scheduler.models.values():
+            engine = slot.engine
+            if engine is not None and engine.state == State.READY and engine.process is not None:
+                running.append(EngineEndpoint(slot.name, f"http://127.0.0.1:{engine.port}", engine.process.pid))
+        return running
 
     def resolve(self, name: str) -> ModelEntry:
         try:
@@ -182,19 +198,27 @@ class Service:
         open_stream: Callable[[UpstreamClient], AsyncIterator[StreamEvent]],
     ) -> AsyncIterator[StreamEvent]:
         """Events of one request; an engine found dead before the first event is restarted once."""
-        for attempt in (1, 2):
-            async with self.scheduler.session(entry, profile, keep_alive) as (engine, client):
-                started = False
-                try:
-                    async for event in open_stream(client):
-                        started = True
-                        yield event
-                except EngineUnavailable:
-                    if started or not await _retry_after_crash(engine, attempt, entry.name):
-                        raise
-                    continue
-                engine.note_success()
-                return
+        track = self.monitor.track(entry.name)
+        try:
+            for attempt in (1, 2):
+                async with self.scheduler.session(entry, profile, keep_alive, track.loading) as (engine, client):
+                    track.prefill()
+                    started = False
+                    try:
+                        async for event in open_stream(client):
+                            started = True
+                            track.event(event)
+                            yield event
+                    except EngineUnavailable:
+                        if started or not await _retry_after_crash(engine, attempt, entry.name):
+                            raise
+                        continue
+                    engine.note_success()
+                    track.finish()
+                    return
+        except BaseException as exc:
+            track.fail(exc)
+            raise
 
 
 async def without_reasoning(events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

@@ -75,8 +75,7 @@ def _call_schema(tool: Tool) -> dict[str, Any]:
 
 def _system_message(tools: list[Tool]) -> Message:
     described = "\n".join(
-        orjson.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}).decode()
-        for t in tools
+        orjson.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}).decode() for t in tools
     )
     return Message(role="system", content=INSTRUCTIONS.format(tools=described))
 

@@ -190,9 +190,7 @@ class Embeddings:
 
 # Errors --------------------------------------------------------------------------------------
 
-ErrorKind = Literal[
-    "invalid_request", "not_found", "unavailable", "overloaded", "engine_error", "timeout", "too_large"
-]
+ErrorKind = Literal["invalid_request", "not_found", "unavailable", "overloaded", "engine_error", "timeout", "too_large"]
 
 
 class LlmhostError(Exception):

@@ -11,9 +11,22 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from llmhost.protocols import tgi
 from llmhost.types import InvalidRequest, LlmhostError, RequestTooLarge, StreamEvent
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+VLLM_PATHS = frozenset({"/tokenize", "/detokenize", "/version"})
+
+
+def dialect_for(path: str) -> str:
+    """Which API a route belongs to: ``openai``, ``ollama``, ``tgi``, ``vllm`` or ``llmhost`` (its own)."""
+    if path.startswith("/v1/"):
+        return "openai"
+    if path.startswith("/api/"):
+        return "llmhost" if path.startswith(("/api/metrics", "/api/progress", "/api/events")) else "ollama"
+    if path in tgi.PATHS:
+        return "tgi"
+    return "vllm" if path in VLLM_PATHS else "llmhost"
 
 
 async def read_json(request: Request) -> Any:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from llmhost.api.common import ClientGone
+from llmhost.api.common import ClientGone, dialect_for
 from llmhost.protocols import ollama, openai, tgi
 from llmhost.types import InvalidRequest, LlmhostError, ModelNotFound
 
@@ -34,11 +34,10 @@ def _tgi(error: LlmhostError) -> tuple[int, dict[str, Any]]:
 
 def renderer_for(path: str) -> Renderer:
     """Pick the dialect from the route; OpenAI (and vLLM, which shares it) is the default shape."""
-    if path.startswith("/api/"):
+    dialect = dialect_for(path)
+    if dialect == "ollama" or path.startswith("/api/"):
         return _ollama
-    if path in tgi.PATHS:
-        return _tgi
-    return _openai
+    return _tgi if dialect == "tgi" else _openai
 
 
 def error_headers(error: LlmhostError) -> dict[str, str]:

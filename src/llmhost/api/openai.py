@@ -21,7 +21,7 @@ class ORJSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _service(request: Request) -> Service:

@@ -48,16 +48,24 @@ def build_argv(binary: Path, model: Path, profile: ModelProfile, port: int) -> l
     """The full llama-server command line, as a list (never a shell string)."""
     argv = [
         str(binary),
-        "--model", str(model),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--ctx-size", str(profile.ctx * profile.parallel),
-        "--parallel", str(profile.parallel),
-        "--threads", str(profile.threads or default_threads()),
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(profile.ctx * profile.parallel),
+        "--parallel",
+        str(profile.parallel),
+        "--threads",
+        str(profile.threads or default_threads()),
         "--metrics",
         "--no-webui",
-        "--verbosity", "4",
-        "--log-colors", "off",
+        "--verbosity",
+        "4",
+        "--log-colors",
+        "off",
     ]
     argv += _optional_flags(profile)
     if not (profile.repack if profile.repack is not None else not cpu_advertises_amx()):

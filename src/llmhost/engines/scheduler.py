@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,13 +93,20 @@ class Scheduler:
 
     @asynccontextmanager
     async def session(
-        self, entry: ModelEntry, profile: ModelProfile, keep_alive: float | None = None
+        self,
+        entry: ModelEntry,
+        profile: ModelProfile,
+        keep_alive: float | None = None,
+        on_load: Callable[[], None] | None = None,
     ) -> AsyncIterator[tuple[Engine, UpstreamClient]]:
-        """Hold one engine slot for a request: admitted, loaded, ready; released with its keep-alive."""
+        """Hold one engine slot for a request: admitted, loaded, ready; released with its keep-alive.
+        ``on_load`` is called when the request has to wait for its engine to load."""
         slot = self.slot(entry, profile)
         await self._admit(slot)
         slot.in_flight += 1
         try:
+            if on_load is not None and (slot.engine is None or slot.engine.state != State.READY):
+                on_load()
             engine = await self._ensure_loaded(slot)
             client = await engine.ensure_ready()
             yield engine, client

@@ -62,6 +62,10 @@ class GpuTelemetry(Protocol):
         ...
 
 
+class Gpus(GpuBackend, GpuTelemetry, Protocol):
+    """A backend for both the scheduler (memory) and telemetry (samples)."""
+
+
 class NoGpu:
     def memory(self) -> list[GpuMemory]:
         return []

@@ -13,16 +13,18 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from llmhost.engines.process import State
-from llmhost.telemetry.requests import RequestRecord, RequestSummary
+from llmhost.telemetry.requests import RequestRecord, RequestState, RequestSummary
 from llmhost.telemetry.sampler import TelemetrySample
 from llmhost.telemetry.scrape import relabel_engine_metrics
 from llmhost.telemetry.series import HELP, Point, telemetry_points
+
+disable_created_metrics()  # the *_created series only double the exposition; no dashboard uses them
 
 PREFIX = "llmhost_"
 MIB = 1024 * 1024
@@ -95,6 +97,30 @@ class RequestMetrics(Collector):
             yield from metric.collect()
 
 
+class HttpMetrics(Collector):
+    """Every HTTP response by dialect, route template and status code, including those that never reached an
+    engine (bad input, unknown model, overload). Thread-safe."""
+
+    def __init__(self) -> None:
+        labels = ["dialect", "route", "method", "code"]
+        self.responses = Counter("llmhost_http_responses", "HTTP responses", labels, registry=None)
+        self.latency = Histogram(
+            "llmhost_http_response_seconds",
+            "Time until the response was complete (streams: their whole length)",
+            ["dialect", "route"],
+            buckets=DURATION_BUCKETS,
+            registry=None,
+        )
+
+    def observe(self, dialect: str, route: str, method: str, code: int, seconds: float) -> None:
+        self.responses.labels(dialect, route, method, str(code)).inc()
+        self.latency.labels(dialect, route).observe(seconds)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.responses.collect()
+        yield from self.latency.collect()
+
+
 class TelemetryCollector(Collector):
     """GPU, host and engine-process gauges from the latest cached sample."""
 
@@ -147,6 +173,47 @@ class ActiveRequestsCollector(Collector):
         yield family
 
 
+class VllmCompatCollector(Collector):
+    """The vLLM series that dashboards and autoscalers built for vLLM read, with vLLM's ``model_name`` label."""
+
+    RUNNING = frozenset({RequestState.PREFILL, RequestState.DECODING})
+
+    def __init__(
+        self,
+        active: Callable[[], Iterable[RequestRecord]],
+        engines: Callable[[], Iterable[EngineInfo]],
+        requests: RequestMetrics,
+    ) -> None:
+        self.active = active
+        self.engines = engines
+        self.requests = requests
+
+    def collect(self) -> Iterator[Metric]:
+        running = GaugeMetricFamily("vllm:num_requests_running", "Requests being processed", labels=["model_name"])
+        waiting = GaugeMetricFamily("vllm:num_requests_waiting", "Requests waiting", labels=["model_name"])
+        counts: Tally[tuple[str, bool]] = Tally((r.model, r.state in self.RUNNING) for r in self.active())
+        for model in sorted({model for model, _ in counts} | {engine.model for engine in self.engines()}):
+            running.add_metric([model], counts[(model, True)])
+            waiting.add_metric([model], counts[(model, False)])
+        yield from (running, waiting)
+        prompt = CounterMetricFamily("vllm:prompt_tokens", "Prefill tokens processed", labels=["model_name"])
+        generation = CounterMetricFamily("vllm:generation_tokens", "Generation tokens", labels=["model_name"])
+        for family, counter in ((prompt, self.requests.prompt_tokens), (generation, self.requests.completion_tokens)):
+            for model, total in _sum_by_model(counter).items():
+                family.add_metric([model], total)
+        yield from (prompt, generation)
+
+
+def _sum_by_model(counter: Counter) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                model = sample.labels["model"]
+                totals[model] = totals.get(model, 0.0) + sample.value
+    return totals
+
+
 class EnginePassthroughCollector(Collector):
     """Every engine's ``llamacpp:*`` series, as scraped last, with a ``model`` label."""
 
@@ -170,13 +237,17 @@ def gauge_families(points: Iterable[Point]) -> list[GaugeMetricFamily]:
     return list(families.values())
 
 
-def build_registry(sources: MetricSources, requests: RequestMetrics) -> CollectorRegistry:
+def build_registry(
+    sources: MetricSources, requests: RequestMetrics, http: HttpMetrics | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry()
     collectors: list[Collector] = [
+        *([http] if http is not None else []),
         requests,
         TelemetryCollector(sources.telemetry),
         EngineCollector(sources.engines),
         ActiveRequestsCollector(sources.active_requests),
+        VllmCompatCollector(sources.active_requests, sources.engines, requests),
         EnginePassthroughCollector(sources.engine_metrics),
     ]
     for collector in collectors:
