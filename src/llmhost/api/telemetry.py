@@ -115,7 +115,7 @@ def dashboard(service: Service) -> dict[str, Any]:
     return {
         "time": time.time(),
         "health": "ok",
-        "gpus": [asdict(gpu) for gpu in sample.gpus] if sample else [],
+        "gpus": gpu_views(service, sample.gpus) if sample else [],
         "no_gpu_reason": getattr(service.scheduler.gpus, "error", None),
         "host": asdict(sample.host) if sample else None,
         "engines": [engine_view(service, slot) for slot in service.scheduler.models.values()],
@@ -126,6 +126,19 @@ def dashboard(service: Service) -> dict[str, Any]:
             :20
         ],
     }
+
+
+def gpu_view(gpu: Any, engines_by_pid: dict[int, str]) -> dict[str, Any]:
+    """A GPU sample, its processes matched to our engines by pid."""
+    view = asdict(gpu)
+    if view["processes"] is not None:
+        view["processes"] = [dict(p, model=engines_by_pid.get(p["pid"])) for p in view["processes"]]
+    return view
+
+
+def gpu_views(service: Service, gpus: Any) -> list[dict[str, Any]]:
+    pids = {engine.pid: engine.model for engine in service.running_engines() if engine.pid is not None}
+    return [gpu_view(gpu, pids) for gpu in gpus]
 
 
 @router.get("/api/metrics/dashboard")
@@ -139,7 +152,7 @@ async def gpu_route(request: Request) -> Response:
     since = time.time() - _window_seconds(request, 300)
     history = service.monitor.sampler.history(since)
     body = {
-        "gpus": [asdict(gpu) for gpu in history[-1].gpus] if history else [],
+        "gpus": gpu_views(service, history[-1].gpus) if history else [],
         "no_gpu_reason": getattr(service.scheduler.gpus, "error", None),
         "history": [{"ts": s.ts, "gpus": [asdict(gpu) for gpu in s.gpus]} for s in history],
     }
