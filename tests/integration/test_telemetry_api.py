@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -197,3 +198,35 @@ def test_history_survives_a_restart(tmp_path: Path) -> None:
         assert kept["completion_tokens"] == TOKENS and kept["state"] == "done"
     finally:
         shutdown_and_check(second)
+
+
+def test_live_throughput_matches_the_client_under_load(observed: LlmhostServer) -> None:
+    """Two clients generate back to back for a few seconds; the dashboard's 1 Hz tokens/s (what `llmhost status`
+    shows) agrees with the throughput the clients measured."""
+    body = {"model": DEFAULT_MODEL, "messages": STORY, "max_tokens": 64, "ignore_eos": True}
+    tokens: list[int] = []
+    seen: list[float] = []
+    deadline = time.monotonic() + 6
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            reply = await client.post(f"{observed.base_url}/v1/chat/completions", json=body)
+            tokens.append(reply.json()["usage"]["completion_tokens"])
+
+    async def watch(client: httpx.AsyncClient) -> None:
+        await asyncio.sleep(1.5)  # past the first scrape of the load
+        while time.monotonic() < deadline - 0.5:
+            snapshot = (await client.get(f"{observed.base_url}/api/metrics/dashboard")).json()
+            if snapshot["tokens_per_second"] is not None:
+                seen.append(snapshot["tokens_per_second"])
+            await asyncio.sleep(1.0)
+
+    async def run() -> float:
+        async with httpx.AsyncClient(timeout=60) as client:
+            started = time.monotonic()
+            await asyncio.gather(client_loop(client), client_loop(client), watch(client))
+            return sum(tokens) / (time.monotonic() - started)
+
+    measured = asyncio.run(run())
+    assert len(seen) >= 3, seen
+    assert sum(seen) / len(seen) == pytest.approx(measured, rel=0.15), (seen, measured)

@@ -246,3 +246,18 @@ def test_the_book_keeps_the_latest_scrape_and_the_rates_since_the_one_before() -
     assert book.latest("smol") is not None and book.metrics_texts() == {"smol": later}
     book.forget("smol")
     assert book.latest("smol") is None and book.rates("smol") is None and book.metrics_texts() == {}
+
+
+def test_generation_throughput_counts_tokens_of_tasks_still_decoding() -> None:
+    """The engine adds a task's tokens to its counter only when the task ends; /slots n_decoded fills the gap."""
+
+    def slot(slot_id: int, busy: bool, decoded: int) -> SlotStats:
+        return SlotStats(slot_id, busy, 2048, 10, 10, 0, decoded)
+
+    before = stats(10.0, tokens_predicted_total=100, slots=(slot(0, True, 30), slot(1, False, 0)))
+    # slot 0 finished its task (30 + 20 more tokens went into the counter) and started another (5 so far);
+    # slot 1 started one and has 15
+    after = stats(11.0, tokens_predicted_total=150, slots=(slot(0, True, 5), slot(1, True, 15)))
+    rates = compute_rates(before, after)
+    assert rates is not None and rates.generation_throughput == (150 + 20) - (100 + 30)
+    assert after.tokens_generated == 170

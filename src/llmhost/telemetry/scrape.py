@@ -55,6 +55,15 @@ class EngineStats:
     def busy_slots(self) -> int | None:
         return None if self.slots is None else sum(slot.is_processing for slot in self.slots)
 
+    @property
+    def tokens_generated(self) -> float | None:
+        """Tokens generated so far, live: the engine counts a task's tokens only when it ends, so the tokens
+        of the tasks still decoding (``/slots`` ``n_decoded``) are added."""
+        if self.tokens_predicted_total is None:
+            return None
+        running = sum(slot.n_decoded or 0 for slot in self.slots or () if slot.is_processing)
+        return self.tokens_predicted_total + running
+
 
 @dataclass(frozen=True, slots=True)
 class EngineRates:
@@ -153,6 +162,7 @@ def compute_rates(before: EngineStats, after: EngineStats) -> EngineRates | None
         return None
     prompt = delta(before.prompt_tokens_total, after.prompt_tokens_total)
     generated = delta(before.tokens_predicted_total, after.tokens_predicted_total)
+    generated_live = delta(before.tokens_generated, after.tokens_generated)
     return EngineRates(
         interval_s=interval,
         prompt_tokens_per_second=ratio(prompt, delta(before.prompt_seconds_total, after.prompt_seconds_total)),
@@ -160,7 +170,7 @@ def compute_rates(before: EngineStats, after: EngineStats) -> EngineRates | None
             generated, delta(before.tokens_predicted_seconds_total, after.tokens_predicted_seconds_total)
         ),
         prompt_throughput=ratio(prompt, interval),
-        generation_throughput=ratio(generated, interval),
+        generation_throughput=ratio(generated_live, interval),
     )
 
 
