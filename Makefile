@@ -11,7 +11,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 # Commands the test suite needs from the system (the engine is built from source by `llmhost setup`).
 SYSTEM_COMMANDS := cmake c++ make
 
-.PHONY: help run setup test lint bench clean system-deps
+.PHONY: help run setup test lint bench clean system-deps browser-deps
 
 help:
 	@echo "make run    - install, set up (engine + default model), serve on 127.0.0.1:11436"
@@ -52,7 +52,16 @@ system-deps:
 	echo "missing:$$missing -- installing cmake build-essential with apt-get"; \
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake build-essential python3-venv
 
-test: system-deps $(VENV)/.stamp-test
+# The browser tests drive Debian's chromium with Playwright (no browser download).
+CHROMIUM := /usr/bin/chromium
+
+browser-deps:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "missing $(CHROMIUM) -- not root; install with: sudo apt-get install chromium"; exit 0; fi; \
+	echo "installing chromium with apt-get"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+test: system-deps browser-deps $(VENV)/.stamp-test
 	$(LLMHOST) setup
 	$(PY) -m pytest -q
 

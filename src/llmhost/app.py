@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhost import __version__
 from llmhost.api import admin, errors
+from llmhost.api import dashboard as dashboard_routes
 from llmhost.api import ollama as ollama_routes
 from llmhost.api import openai as openai_routes
 from llmhost.api import telemetry as telemetry_routes
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(vllm_routes.router)
     app.include_router(tgi_routes.router)
     app.include_router(telemetry_routes.router)
+    app.include_router(dashboard_routes.router)
 
     @app.get("/health")
     async def health() -> Response:
