@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pydantic import ValidationError
 
 from llmhost import min_tokens, tools
 from llmhost.config import ModelProfile, Settings
@@ -37,6 +38,7 @@ from llmhost.types import (
     EngineUnavailable,
     InvalidRequest,
     ModelNotFound,
+    Overloaded,
     ReasoningDelta,
     StreamEvent,
     Tokenized,
@@ -56,6 +58,7 @@ class Service:
         gpus: Gpus = NvmlBackend() if settings.gpu_backend == "nvml" else NoGpu()
         self.scheduler = Scheduler(settings, resolve_engine(settings), gpus)
         self.monitor = Monitor(settings, gpus)
+        self.overrides: dict[str, ModelProfile] = {}  # profiles set from the engine manager, until stopped
 
     async def start(self) -> None:
         self.scheduler.reap_orphans()
@@ -76,6 +79,39 @@ class Service:
                 running.append(EngineEndpoint(slot.name, f"http://127.0.0.1:{engine.port}", engine.process.pid))
         return running
 
+    def profile(self, entry: ModelEntry) -> ModelProfile:
+        """The engine manager's parameters while set, else the configured profile."""
+        return self.overrides.get(entry.name) or self.catalog.profile(entry)
+
+    # the engine manager ---------------------------------------------------------------------------------
+
+    async def start_engine(self, name: str, overrides: dict[str, Any]) -> Engine:
+        """Start (or restart with new parameters) a model's engine; parameters are checked like config."""
+        entry = self.catalog.get(name)
+        profile = profile_with(self.catalog.profile(entry), overrides)
+        cap = self.settings.scheduler.max_loaded
+        running = [
+            slot for slot in self.scheduler.models.values() if slot.engine is not None and slot.name != entry.name
+        ]
+        if cap is not None and len(running) >= cap:
+            raise Overloaded(
+                f"at most {cap} engine{'s' if cap > 1 else ''} may run at once (scheduler.max_loaded); "
+                f"stop one of {', '.join(slot.name for slot in running)} first",
+                code="engine_cap",
+            )
+        self.overrides[entry.name] = profile
+        return await self.scheduler.load(entry, profile)
+
+    async def stop_engine(self, name: str) -> bool:
+        entry = self.catalog.get(name)
+        self.overrides.pop(entry.name, None)
+        return await self.scheduler.unload(entry.name)
+
+    async def restart_engine(self, name: str) -> Engine:
+        entry = self.catalog.get(name)
+        await self.scheduler.unload(entry.name)
+        return await self.scheduler.load(entry, self.profile(entry))
+
     def resolve(self, name: str) -> ModelEntry:
         try:
             return self.catalog.get(name)
@@ -90,7 +126,7 @@ class Service:
         entry = self.resolve(req.model)
         if any(message.images for message in req.messages):
             raise InvalidRequest(f"the model {entry.name} has no vision support; remove the images", param="messages")
-        profile = self.catalog.profile(entry)
+        profile = self.profile(entry)
         if req.think and not supports_thinking(entry, profile):
             raise InvalidRequest(f'"{req.model}" does not support thinking', param="think")
         if tools.uses_tools(req) and profile.tool_calls == "prompt":
@@ -107,7 +143,7 @@ class Service:
 
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
-        profile = self.catalog.profile(entry)
+        profile = self.profile(entry)
         req = dataclasses.replace(req, sampling=min_tokens.prepare(req.sampling))
         if min_tokens.needed(req.sampling):
             return self._stream(entry, profile, req.keep_alive, lambda c: min_tokens.stream(req, c.stream_completion))
@@ -116,7 +152,7 @@ class Service:
     async def load(self, name: str, keep_alive: float | None) -> bool:
         """Load a model without generating (Ollama's empty prompt); True when keep_alive unloaded it again."""
         entry = self.resolve(name)
-        async with self.scheduler.session(entry, self.catalog.profile(entry), keep_alive):
+        async with self.scheduler.session(entry, self.profile(entry), keep_alive):
             pass
         return keep_alive == 0
 
@@ -146,7 +182,7 @@ class Service:
 
     async def embed(self, req: EmbedRequest) -> Embeddings:
         entry = self.resolve(req.model)
-        profile = self.catalog.profile(entry)
+        profile = self.profile(entry)
         if not profile.embeddings:
             raise InvalidRequest(f"embeddings are disabled for {entry.name} (profile: embeddings: false)")
         if not embeddings_enabled(profile):
@@ -169,7 +205,7 @@ class Service:
     async def tokenize(self, req: TokenizeRequest) -> Tokenized:
         """llama-server's own tokenizer; the chat form is rendered with the model's template first."""
         entry = self.resolve(req.model)
-        profile = self.catalog.profile(entry)
+        profile = self.profile(entry)
         async with self.scheduler.session(entry, profile) as (_, client):
             text = req.prompt
             if req.messages is not None:
@@ -187,7 +223,7 @@ class Service:
 
     async def detokenize(self, req: DetokenizeRequest) -> str:
         entry = self.resolve(req.model)
-        async with self.scheduler.session(entry, self.catalog.profile(entry)) as (_, client):
+        async with self.scheduler.session(entry, self.profile(entry)) as (_, client):
             return str((await client.post_json("/detokenize", {"tokens": req.tokens}))["content"])
 
     async def _stream(
@@ -219,6 +255,15 @@ class Service:
         except BaseException as exc:
             track.fail(exc)
             raise
+
+
+def profile_with(base: ModelProfile, overrides: dict[str, Any]) -> ModelProfile:
+    """``base`` with ``overrides`` applied, validated as the config file would be (a 400 lists every problem)."""
+    try:
+        return ModelProfile.model_validate(base.model_dump() | overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequest(f"invalid engine parameters: {problems}", param="overrides") from None
 
 
 async def without_reasoning(events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from llmhost.api.common import read_json
+from llmhost.config import ModelProfile
 from llmhost.engines.scheduler import ModelSlot, Scheduler
 from llmhost.service import Service
 from llmhost.types import InvalidRequest
@@ -63,7 +65,7 @@ async def list_engines(request: Request) -> dict[str, Any]:
 async def load(request: Request, model: str) -> dict[str, Any]:
     service = _service(request)
     entry = service.resolve(model)
-    await service.scheduler.load(entry, service.catalog.profile(entry))
+    await service.scheduler.load(entry, service.profile(entry))
     return slot_status(service.scheduler, service.scheduler.models[entry.name])
 
 
@@ -83,6 +85,51 @@ async def pin(request: Request, model: str) -> dict[str, Any]:
     pinned = body.get("pinned", True) if isinstance(body, dict) else True
     if not isinstance(pinned, bool):
         raise InvalidRequest("pinned must be true or false", param="pinned")
-    service.scheduler.slot(entry, service.catalog.profile(entry))
+    service.scheduler.slot(entry, service.profile(entry))
     service.scheduler.set_pinned(entry.name, pinned)
     return {"model": entry.name, "pinned": pinned}
+
+
+@router.get("/profile-schema")
+async def profile_schema() -> dict[str, Any]:
+    """The JSON schema of a model profile: what the engine manager's form offers and checks."""
+    return ModelProfile.model_json_schema()
+
+
+@router.post("/models/{model:path}/start")
+async def start(request: Request, model: str) -> dict[str, Any]:
+    """Start a model's engine with parameters (``{"overrides": {...}}``); a running one restarts with them."""
+    service = _service(request)
+    body = await read_json(request) if await request.body() else {}
+    overrides = body.get("overrides", {}) if isinstance(body, dict) else None
+    if not isinstance(overrides, dict):
+        raise InvalidRequest('send {"overrides": {<profile field>: <value>, ...}}', param="overrides")
+    engine = await service.start_engine(model, overrides)
+    return slot_status(service.scheduler, service.scheduler.models[engine.model])
+
+
+@router.post("/models/{model:path}/restart")
+async def restart(request: Request, model: str) -> dict[str, Any]:
+    service = _service(request)
+    engine = await service.restart_engine(model)
+    return slot_status(service.scheduler, service.scheduler.models[engine.model])
+
+
+@router.post("/models/{model:path}/stop")
+async def stop(request: Request, model: str) -> dict[str, Any]:
+    """Stop the engine (after its in-flight requests) and forget parameters the manager set."""
+    service = _service(request)
+    stopped = await service.stop_engine(model)
+    return {"model": service.catalog.get(model).name, "unloaded": stopped, "state": "stopped"}
+
+
+@router.get("/engines/{model:path}/log")
+async def engine_log(request: Request, model: str) -> dict[str, Any]:
+    service = _service(request)
+    name = service.catalog.get(model).name
+    slot = service.scheduler.models.get(name)
+    process = slot.engine.process if slot is not None and slot.engine is not None else None
+    raw = request.query_params.get("lines", "200")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise InvalidRequest("lines must be a whole number from 1 to 10000", param="lines")
+    return {"model": name, "lines": process.tail(int(raw)) if process else []}

@@ -147,13 +147,14 @@ def _details(entry: ModelEntry) -> dict[str, Any]:
 @router.api_route("/api/tags", methods=["GET", "HEAD"])
 async def tags(request: Request) -> Response:
     """Every model, newest first; a name made by /api/copy is listed as a model of its own, as in Ollama."""
-    catalog = _service(request).catalog
+    service = _service(request)
+    catalog = service.catalog
     copies = await asyncio.to_thread(catalog.copies.load)
     models = []
     for entry in sorted(catalog.entries(), key=lambda e: e.modified, reverse=True):
         if entry.error:
             continue
-        item = _tag(entry, capabilities(entry, catalog.profile(entry)))
+        item = _tag(entry, capabilities(entry, service.profile(entry)))
         models.append(item)
         models.extend({**item, "name": alias, "model": alias} for alias in entry.aliases if alias in copies)
     return ORJSONResponse({"models": models})
@@ -182,7 +183,7 @@ async def show(request: Request) -> Response:
     entry = service.catalog.get(ollama.model_name(body))
     if entry.error or entry.meta is None:
         raise ModelNotFound(entry.name)
-    profile = service.catalog.profile(entry)
+    profile = service.profile(entry)
     header = await asyncio.to_thread(read_header, entry.path)
     params = dict(entry.params or {})
     answer: dict[str, Any] = {

@@ -31,7 +31,7 @@ def _service(request: Request) -> Service:
 
 def _model_object(service: Service, name: str) -> dict[str, Any]:
     entry = service.catalog.get(name)
-    profile = service.catalog.profile(entry)
+    profile = service.profile(entry)
     return openai.model_object(entry.name, entry.modified, f"llmhost:{entry.source}", profile.ctx)
 
 

@@ -20,6 +20,7 @@ from llmhost.engines.scheduler import ModelSlot
 from llmhost.service import Service
 from llmhost.telemetry.prometheus import EngineInfo
 from llmhost.telemetry.requests import RequestRecord, RequestState
+from llmhost.telemetry.series import HELP
 from llmhost.telemetry.store import TelemetryStore
 from llmhost.types import InvalidRequest, LlmhostError
 
@@ -196,6 +197,20 @@ async def apis_route(request: Request) -> Response:
 
     dialects, requests = await service.monitor.in_store(read) or ([], [])
     return ORJSONResponse({"dialects": [asdict(d) for d in dialects], "requests": [asdict(r) for r in requests]})
+
+
+@router.get("/api/metrics/series")
+async def series_route(request: Request) -> Response:
+    """One stored series over ``window`` seconds, e.g. ``name=engine_kv_cache_usage_ratio&model=m``; every other
+    query parameter filters by label."""
+    query = dict(request.query_params)
+    name = query.pop("name", "")
+    if name not in HELP:
+        raise InvalidRequest(f"unknown series {name!r}; one of: {', '.join(sorted(HELP))}", param="name")
+    since = time.time() - _window_seconds(request, 300)
+    query.pop("window", None)
+    history = await _service(request).monitor.in_store(lambda store: store.series(name, since=since, labels=query))
+    return ORJSONResponse(asdict(history) if history is not None else None)
 
 
 @router.get("/api/progress/{request_id}")

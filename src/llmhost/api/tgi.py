@@ -93,7 +93,7 @@ async def _stream(request: Request, body: Any, route: tgi.Route) -> Response:
 async def info(request: Request) -> Response:
     service = _service(request)
     entry = _default_entry(service)
-    profile = service.catalog.profile(entry)
+    profile = service.profile(entry)
     facts = tgi.ModelFacts(
         name=entry.name,
         ctx=profile.ctx,
