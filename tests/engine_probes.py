@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import pytest
 
-from conftest import engine_port
+from conftest import engine_binary, engine_port, free_port, model_file
 
 IDLE_TIMEOUT = 10.0
+CTX = 1024
+STARTUP_TIMEOUT = 30.0
 
 
 def slots(engine: psutil.Process) -> list[dict[str, Any]]:
@@ -51,3 +58,34 @@ def wait_idle(engine: psutil.Process, timeout: float = IDLE_TIMEOUT) -> list[int
         if not busy or time.monotonic() >= deadline:
             return busy
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def running_engine(log: Path, *flags: str, port: int | None = None) -> Iterator[str]:
+    """A llama-server started by a test, killed by its pid afterwards; yields its base URL."""
+    port = port or free_port()
+    argv = [str(engine_binary()), "-m", str(model_file()), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["-c", str(CTX), "-np", "1", "-t", "1", "--no-repack", *flags]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_healthy(base_url, process, log)
+        yield base_url
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"llama-server exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"llama-server not healthy after {STARTUP_TIMEOUT:.0f} s: {log.read_text()[-2000:]}")

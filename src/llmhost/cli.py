@@ -148,7 +148,11 @@ def config_show(config: ConfigOption = None) -> None:
     source = config or config_path_from_env()
     state = "found" if source.exists() else "not present, defaults apply"
     sys.stdout.write(f"# config file: {source} ({state})\n")
-    sys.stdout.write(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    effective = settings.model_dump(mode="json")
+    for provider in effective["providers"]:
+        if provider.get("api_key"):
+            provider["api_key"] = "<hidden>"
+    sys.stdout.write(yaml.safe_dump(effective, sort_keys=False))
 
 
 UrlOption = Annotated[str | None, typer.Option(help="service URL (default: from the config)")]
@@ -230,6 +234,28 @@ def status(
                 refreshes += 1
         except KeyboardInterrupt:
             pass
+
+
+@app.command()
+def providers(config: ConfigOption = None, url: UrlOption = None) -> None:
+    """Remote providers of a serving llmhost: health, latency, last error, load and models."""
+    status = _admin(config, url, "GET", "/admin/providers")
+    table = Table(title="providers")
+    for column in ("name", "kind", "url", "state", "latency", "outstanding", "models", "last error"):
+        table.add_column(column, overflow="fold")
+    for p in status["providers"]:
+        latency = "—" if p["latency_ms"] is None else f"{p['latency_ms']:.0f} ms"
+        table.add_row(
+            p["name"],
+            p["kind"],
+            p["base_url"],
+            p["state"],
+            latency,
+            str(p["outstanding"]),
+            ", ".join(p["models"]) or "—",
+            p["last_error"] or "",
+        )
+    console.print(table)
 
 
 @app.command()

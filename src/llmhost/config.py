@@ -122,6 +122,46 @@ class SchedulerSettings(Strict):
     )
 
 
+ProviderKind = Literal["openai", "vllm", "ollama", "tgi", "llamacpp"]
+
+
+class ProviderSettings(Strict):
+    """A remote server whose models llmhost lists and serves next to its own (LiteLLM's deployments,
+    llama-swap's peers). Inference goes through the upstream's OpenAI-compatible routes, which all five kinds
+    offer; the kind decides how its models are discovered."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    kind: ProviderKind = "openai"
+    base_url: str = Field(description="e.g. http://spark:8000 (without /v1)")
+    api_key: str | None = Field(None, description="sent as a bearer token; prefer api_key_env or api_key_file")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    api_key_file: Path | None = Field(None, description="file holding the API key")
+    models: list[str] | None = Field(None, description="a fixed model list; None: discover it from the upstream")
+    prefix: str = Field("", description="put before every upstream model name, e.g. 'spark/'")
+    aliases: dict[str, str] = Field(default_factory=dict, description="upstream model name -> name served")
+    weight: float = Field(1.0, gt=0, description="share of requests among targets of the same model")
+    priority: int = Field(0, description="higher is tried first among healthy targets")
+    connect_timeout: float = Field(5.0, gt=0)
+    request_timeout: float = Field(600.0, gt=0)
+    health_interval: float = Field(15.0, gt=0, description="seconds between probes of a healthy upstream")
+    max_connections: int = Field(64, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/").removesuffix("/v1")
+
+    def key(self) -> str | None:
+        """The API key from wherever it is configured (read when needed; never logged)."""
+        if self.api_key_file is not None:
+            return self.api_key_file.expanduser().read_text(encoding="utf-8").strip()
+        if self.api_key_env is not None:
+            return os.environ.get(self.api_key_env)
+        return self.api_key
+
+
 class Settings(BaseSettings):
     """Effective configuration. Precedence: CLI flags > LLMHOST_* env > YAML file > defaults."""
 
@@ -154,6 +194,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     defaults: ModelProfile = Field(default_factory=ModelProfile, description="profile for models not listed")
     models: dict[str, ModelProfile] = Field(default_factory=dict)
+    providers: list[ProviderSettings] = Field(default_factory=list, description="remote upstreams")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property
@@ -182,6 +223,9 @@ class Settings(BaseSettings):
             for alias in profile.aliases:
                 if alias in self.models and alias != name:
                     raise ValueError(f"models.{name}.aliases: {alias!r} is already a model name")
+        names = [provider.name for provider in self.providers]
+        if len(names) != len(set(names)):
+            raise ValueError(f"providers: names must be unique, got {names}")
         return self
 
     @classmethod

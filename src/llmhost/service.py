@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 from pydantic import ValidationError
 
-from llmhost import min_tokens, tools
+from llmhost import min_tokens, routing, tools
 from llmhost.config import ModelProfile, Settings
 from llmhost.engines.engine import Engine
 from llmhost.engines.llamaserver import embeddings_enabled
@@ -25,6 +26,7 @@ from llmhost.models import pull as registry
 from llmhost.models.capabilities import supports_thinking
 from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.protocols import openai
+from llmhost.providers import Provider, ProviderPool
 from llmhost.reasoning import split_reasoning
 from llmhost.telemetry.gpu import Gpus, NoGpu
 from llmhost.telemetry.monitor import EngineEndpoint, Monitor
@@ -35,8 +37,10 @@ from llmhost.types import (
     DetokenizeRequest,
     Embeddings,
     EmbedRequest,
+    EngineFailed,
     EngineUnavailable,
     InvalidRequest,
+    LlmhostError,
     ModelNotFound,
     Overloaded,
     ReasoningDelta,
@@ -48,6 +52,8 @@ from llmhost.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+LOCAL = "local"
 RESTART_WAIT = 2.0  # seconds to let a dying engine finish exiting before it is started again
 
 
@@ -59,16 +65,19 @@ class Service:
         self.scheduler = Scheduler(settings, resolve_engine(settings), gpus)
         self.monitor = Monitor(settings, gpus)
         self.overrides: dict[str, ModelProfile] = {}  # profiles set from the engine manager, until stopped
+        self.providers = ProviderPool(settings)
 
     async def start(self) -> None:
         self.scheduler.reap_orphans()
         self.scheduler.start()
         entries = await asyncio.to_thread(self.catalog.scan)
         await self.monitor.start(self.running_engines)
+        await self.providers.start()
         log.info("catalog loaded", models=len(entries), engine=str(self.scheduler.binary))
 
     async def stop(self) -> None:
         await self.scheduler.stop_all()
+        await self.providers.stop()
         await self.monitor.stop()
 
     def running_engines(self) -> list[EngineEndpoint]:
@@ -122,7 +131,143 @@ class Service:
                     return default
             raise
 
+    # requests: routed to the local engine and/or remote providers ------------------------------------
+
     def stream_chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        remote = self.providers.lookup(req.model)
+        if not remote:
+            return self._local_chat(req)
+        return self._routed(
+            req.model,
+            remote,
+            lambda: self._local_chat(req),
+            lambda provider, upstream_id: provider.client.stream_chat(replace(req, model=upstream_id)),
+        )
+
+    def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        remote = self.providers.lookup(req.model)
+        if not remote:
+            return self._local_completion(req)
+        return self._routed(
+            req.model,
+            remote,
+            lambda: self._local_completion(req),
+            lambda provider, upstream_id: provider.client.stream_completion(
+                dataclasses.replace(req, model=upstream_id)
+            ),
+        )
+
+    async def embed(self, req: EmbedRequest) -> Embeddings:
+        remote = self.providers.lookup(req.model)
+        if not remote:
+            return await self._local_embed(req)
+        failures: list[str] = []
+        for candidate in routing.order(self._candidates(req.model, remote)):
+            provider = self.providers.get(candidate.key)
+            try:
+                if provider is None:
+                    return await self._local_embed(req)
+                upstream_id = dict((p.name, m) for p, m in remote)[provider.name]
+                return await self._remote_call(provider, provider.client.embed(replace(req, model=upstream_id)))
+            except LlmhostError as exc:
+                if not _can_fail_over(exc):
+                    raise
+                failures.append(f"{candidate.key}: {exc.message}")
+        raise EngineUnavailable(f"no target of {req.model} could answer: {'; '.join(failures)}", retry_after=2)
+
+    def remote_models(self) -> list[tuple[str, Provider]]:
+        """(name, provider) of every model the providers serve."""
+        return self.providers.models()
+
+    def _candidates(self, model: str, remote: list[tuple[Provider, str]]) -> list[routing.Candidate]:
+        candidates = [
+            routing.Candidate(
+                provider.name,
+                provider.outstanding,
+                provider.settings.weight,
+                provider.settings.priority,
+                provider.available,
+            )
+            for provider, _ in remote
+        ]
+        try:
+            entry = self.catalog.get(model)
+        except ModelNotFound:
+            return candidates
+        slot = self.scheduler.models.get(entry.name)
+        busy = slot.in_flight + slot.waiting if slot is not None else 0
+        failed = slot is not None and slot.engine is not None and slot.engine.state == State.FAILED
+        return [routing.Candidate(LOCAL, busy, healthy=not failed), *candidates]
+
+    async def _routed(
+        self,
+        model: str,
+        remote: list[tuple[Provider, str]],
+        open_local: Callable[[], AsyncIterator[StreamEvent]],
+        open_remote: Callable[[Provider, str], AsyncIterator[StreamEvent]],
+    ) -> AsyncIterator[StreamEvent]:
+        """The first target that produces an event serves the request; before that, a failing target is
+        skipped (failover); after it, a failure reaches the client as its dialect's error."""
+        upstream_ids = {provider.name: upstream_id for provider, upstream_id in remote}
+        failures: list[str] = []
+        for candidate in routing.order(self._candidates(model, remote)):
+            provider = self.providers.get(candidate.key)
+            if provider is None:
+                events = open_local()
+            else:
+                events = self._remote_stream(provider, model, open_remote(provider, upstream_ids[provider.name]))
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                return
+            except LlmhostError as exc:
+                if not _can_fail_over(exc):
+                    raise
+                log.warning("target failed before the first byte; trying the next", model=model, target=candidate.key)
+                failures.append(f"{candidate.key}: {exc.message}")
+                continue
+            try:
+                yield first
+                async for event in events:
+                    yield event
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
+            return
+        raise EngineUnavailable(f"no target of {model} could answer: {'; '.join(failures)}", retry_after=2)
+
+    async def _remote_stream(
+        self, provider: Provider, model: str, upstream: AsyncIterator[StreamEvent]
+    ) -> AsyncIterator[StreamEvent]:
+        track = self.monitor.track(model, target=provider.name)
+        provider.outstanding += 1
+        try:
+            track.prefill()
+            async for event in upstream:
+                track.event(event)
+                yield event
+            track.finish()
+        except BaseException as exc:
+            if _unreachable(exc):
+                provider.mark_failed(str(exc))
+            track.fail(exc)
+            raise
+        finally:
+            provider.outstanding -= 1
+
+    async def _remote_call(self, provider: Provider, call: Awaitable[T]) -> T:
+        provider.outstanding += 1
+        try:
+            return await call
+        except LlmhostError as exc:
+            if _unreachable(exc):
+                provider.mark_failed(exc.message)
+            raise
+        finally:
+            provider.outstanding -= 1
+
+    # the local engines ----------------------------------------------------------------------------------
+
+    def _local_chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
         if any(message.images for message in req.messages):
             raise InvalidRequest(f"the model {entry.name} has no vision support; remove the images", param="messages")
@@ -141,7 +286,7 @@ class Service:
             events = split_reasoning(events)
         return without_reasoning(events) if req.think is False else events
 
-    def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    def _local_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
         entry = self.resolve(req.model)
         profile = self.profile(entry)
         req = dataclasses.replace(req, sampling=min_tokens.prepare(req.sampling))
@@ -158,7 +303,10 @@ class Service:
 
     def load_seconds(self, name: str, since: float) -> float:
         """How long a request that started at ``since`` (unix time) waited for its model's engine to load."""
-        slot = self.scheduler.models.get(self.resolve(name).name)
+        try:
+            slot = self.scheduler.models.get(self.resolve(name).name)
+        except ModelNotFound:
+            return 0.0  # a provider's model: its load time is the upstream's
         ready = slot.engine.started_at if slot is not None and slot.engine is not None else None
         return max(0.0, ready - since) if ready is not None and ready > since else 0.0
 
@@ -180,7 +328,7 @@ class Service:
                     await asyncio.to_thread(self.catalog.scan)
                 yield progress
 
-    async def embed(self, req: EmbedRequest) -> Embeddings:
+    async def _local_embed(self, req: EmbedRequest) -> Embeddings:
         entry = self.resolve(req.model)
         profile = self.profile(entry)
         if not profile.embeddings:
@@ -255,6 +403,18 @@ class Service:
         except BaseException as exc:
             track.fail(exc)
             raise
+
+
+def _unreachable(error: BaseException) -> bool:
+    """The upstream could not be reached, or its connection broke: take it out of the rotation."""
+    return isinstance(error, EngineUnavailable) or (
+        isinstance(error, EngineFailed) and isinstance(error.__cause__, httpx.TransportError)
+    )
+
+
+def _can_fail_over(error: LlmhostError) -> bool:
+    """Another target may succeed where this one failed: not when the request itself is at fault."""
+    return error.status >= 500 or error.status == 429
 
 
 def profile_with(base: ModelProfile, overrides: dict[str, Any]) -> ModelProfile:

@@ -25,12 +25,21 @@ from llmhost.types import (
 
 
 class UpstreamClient:
-    def __init__(self, base_url: str, *, request_timeout: float, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        request_timeout: float,
+        connect_timeout: float = 5.0,
+        max_connections: int = 64,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            timeout=httpx.Timeout(request_timeout, connect=5.0),
+            timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers=headers,
         )
 
     async def aclose(self) -> None:
@@ -52,7 +61,8 @@ class UpstreamClient:
         vectors: list[list[float]] = []
         tokens = 0
         for item in req.inputs:
-            payload = await self.post_json("/v1/embeddings", {"input": item, "encoding_format": "float"})
+            body = {"model": req.model, "input": item, "encoding_format": "float"}
+            payload = await self.post_json("/v1/embeddings", body)
             vectors.append(payload["data"][0]["embedding"])
             tokens += int((payload.get("usage") or {}).get("prompt_tokens", 0))
         return Embeddings(vectors=vectors, prompt_tokens=tokens)

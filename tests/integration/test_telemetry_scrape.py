@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,50 +9,16 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import engine_binary, free_port, model_file
+from engine_probes import CTX, running_engine
 from llmhost.telemetry.scrape import EngineStatsBook, relabel_engine_metrics, scrape_engine
 
 pytestmark = pytest.mark.integration
-
-CTX = 1024
-STARTUP_TIMEOUT = 30.0
-
-
-@contextlib.contextmanager
-def running_engine(log: Path, *flags: str) -> Iterator[str]:
-    """A llama-server started for one test alone, killed by its pid afterwards; yields its base URL."""
-    port = free_port()
-    argv = [str(engine_binary()), "-m", str(model_file()), "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["-c", str(CTX), "-np", "1", "-t", "1", "--no-repack", *flags]
-    with open(log, "wb") as output:
-        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_healthy(base_url, process, log)
-        yield base_url
-    finally:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[str]:
     with running_engine(tmp_path / "engine.log", "--metrics", "--slots") as base_url:
         yield base_url
-
-
-def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"llama-server exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"llama-server not healthy after {STARTUP_TIMEOUT:.0f} s: {log.read_text()[-2000:]}")
 
 
 async def test_counters_move_by_the_usage_of_one_completion(engine: str) -> None:

@@ -790,6 +790,7 @@ def test_chat_to_wire_sampling_and_tools() -> None:
         "stop": ["x"],
         "ignore_eos": True,
         "json_schema": schema,
+        "model": "m",
         "messages": [
             {"role": "system", "content": "s"},
             {
@@ -833,6 +834,7 @@ def test_chat_to_wire_no_tools_when_choice_none() -> None:
     assert "tools" not in wire
     assert "tool_choice" not in wire
     assert wire == {
+        "model": wire["model"],
         "messages": [{"role": "user", "content": "hi"}],
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -849,6 +851,7 @@ def test_completion_to_wire() -> None:
     assert completion_to_wire(req) == {
         "max_tokens": 16,
         "stop": ["\n"],
+        "model": "m",
         "prompt": [1, 2],
         "stream": True,
         "stream_options": {"include_usage": True},

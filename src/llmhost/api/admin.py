@@ -133,3 +133,9 @@ async def engine_log(request: Request, model: str) -> dict[str, Any]:
     if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
         raise InvalidRequest("lines must be a whole number from 1 to 10000", param="lines")
     return {"model": name, "lines": process.tail(int(raw)) if process else []}
+
+
+@router.get("/providers")
+async def providers(request: Request) -> dict[str, Any]:
+    """Each provider's health (state, latency, last error), load and models; never its API key."""
+    return {"providers": [provider.view() for provider in _service(request).providers.providers]}

@@ -157,7 +157,23 @@ async def tags(request: Request) -> Response:
         item = _tag(entry, capabilities(entry, service.profile(entry)))
         models.append(item)
         models.extend({**item, "name": alias, "model": alias} for alias in entry.aliases if alias in copies)
+    local = {m["name"] for m in models}
+    models += [_remote_tag(name, provider.name) for name, provider in service.remote_models() if name not in local]
     return ORJSONResponse({"models": models})
+
+
+def _remote_tag(name: str, provider: str) -> dict[str, Any]:
+    """A provider's model: what it is made of is the upstream's business; ``details.parent_model`` names it."""
+    details = ollama.details(None, None, None) | {"parent_model": f"provider:{provider}", "format": ""}
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": ollama.rfc3339(0),
+        "size": 0,
+        "digest": "",
+        "details": details,
+        "provider": provider,
+    }
 
 
 def _tag(entry: ModelEntry, caps: list[str]) -> dict[str, Any]:
@@ -180,7 +196,14 @@ def _tag(entry: ModelEntry, caps: list[str]) -> dict[str, Any]:
 async def show(request: Request) -> Response:
     body = await read_json(request)
     service = _service(request)
-    entry = service.catalog.get(ollama.model_name(body))
+    name = ollama.model_name(body)
+    try:
+        entry = service.catalog.get(name)
+    except ModelNotFound:
+        remote = dict(service.remote_models()).get(name)
+        if remote is None:
+            raise
+        return ORJSONResponse({"model_info": {}, "details": _remote_tag(name, remote.name)["details"], "template": ""})
     if entry.error or entry.meta is None:
         raise ModelNotFound(entry.name)
     profile = service.profile(entry)

@@ -46,17 +46,34 @@ async def _accumulate(
     return acc
 
 
+def _remote_objects(service: Service) -> dict[str, dict[str, Any]]:
+    """Provider models not also served locally; ``owned_by`` names the provider."""
+    local = {entry.name for entry in service.catalog.entries()}
+    return {
+        name: openai.model_object(name, 0, f"provider:{provider.name}", None)
+        for name, provider in service.remote_models()
+        if name not in local
+    }
+
+
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     service = _service(request)
     data = [_model_object(service, entry.name) for entry in service.catalog.entries()]
+    data += list(_remote_objects(service).values())
     return ORJSONResponse({"object": "list", "data": data})
 
 
 @router.get("/v1/models/{model_id:path}")
 async def retrieve_model(request: Request, model_id: str) -> Response:
     service = _service(request)
-    entry = service.catalog.get(model_id)
+    try:
+        entry = service.catalog.get(model_id)
+    except ModelNotFound:
+        remote = _remote_objects(service).get(model_id)
+        if remote is None:
+            raise
+        return ORJSONResponse(remote)
     if entry.error:
         raise ModelNotFound(model_id)
     return ORJSONResponse(_model_object(service, entry.name))

@@ -588,6 +588,7 @@ def message_to_wire(message: Message) -> dict[str, Any]:
 
 def chat_to_wire(req: ChatRequest) -> dict[str, Any]:
     body = _sampling_to_wire(req.sampling)
+    body["model"] = req.model
     body["messages"] = [message_to_wire(m) for m in req.messages]
     if req.think is False:
         body["chat_template_kwargs"] = {"enable_thinking": False}
@@ -607,6 +608,7 @@ def chat_to_wire(req: ChatRequest) -> dict[str, Any]:
 
 def completion_to_wire(req: CompletionRequest) -> dict[str, Any]:
     body = _sampling_to_wire(req.sampling)
+    body["model"] = req.model
     body["prompt"] = req.prompt
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}

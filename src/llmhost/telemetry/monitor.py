@@ -94,13 +94,13 @@ class Monitor:
 
     # request tracking -------------------------------------------------------------------------------
 
-    def track(self, model: str) -> RequestTrack:
+    def track(self, model: str, target: str | None = None) -> RequestTrack:
         context = CURRENT.get()
         request_id = context.request_id if context is not None else None
         if request_id is not None and self.tracker.get(request_id) is not None:
             request_id = None  # a second engine call within one HTTP request is tracked on its own
         dialect = context.dialect if context is not None else "internal"
-        return RequestTrack(self.tracker, self.tracker.start(dialect, model, request_id=request_id))
+        return RequestTrack(self.tracker, self.tracker.start(dialect, model, target=target, request_id=request_id))
 
     def _finished(self, summary: RequestSummary) -> None:
         self.request_metrics.observe(summary)
