@@ -234,3 +234,14 @@ def test_checklist_23_text_generation_errors(tg_client: text_generation.Client) 
         tg_client.generate(PROMPT, max_new_tokens=0)
     with pytest.raises(TgiValidationError, match="`max_new_tokens` must be strictly positive"):
         list(tg_client.generate_stream(PROMPT, max_new_tokens=0))
+
+
+def test_tgi_tokenize_gives_ids_texts_and_offsets(http: httpx.Client) -> None:
+    inputs = "The lighthouse keeper"
+    tokens = http.post("/tokenize", json={"inputs": inputs}).json()
+    assert [t["id"] for t in tokens] == http.post("/tokenize", json={"model": DEFAULT_MODEL, "prompt": inputs}).json()[
+        "tokens"
+    ]
+    assert "".join(t["text"] for t in tokens) == inputs
+    assert all(inputs[t["start"] : t["stop"]] == t["text"] for t in tokens)
+    assert http.post("/tokenize", json={"inputs": ""}).status_code == 400

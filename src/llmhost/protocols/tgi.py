@@ -23,6 +23,8 @@ from llmhost.types import (
     TextDelta,
     Timings,
     TokenInfo,
+    Tokenized,
+    TokenizeRequest,
 )
 
 # Routes that speak TGI; errors on them use TGI's body and statuses.
@@ -467,3 +469,23 @@ def error_body(error: LlmhostError) -> dict[str, Any]:
     kind = ERROR_TYPES.get(error.kind, "generation")
     prefix = {"validation": "Input validation error: ", "generation": "Request failed during generation: "}
     return {"error": prefix.get(kind, "") + error.message, "error_type": kind}
+
+
+def parse_tokenize(body: dict[str, Any], model: str) -> TokenizeRequest:
+    inputs = body.get("inputs")
+    if not isinstance(inputs, str) or not inputs:
+        raise InvalidRequest("`inputs` cannot be empty", param="inputs")
+    return TokenizeRequest(model=model, prompt=inputs, add_special=True, with_pieces=True)
+
+
+def render_tokenize(inputs: str, result: Tokenized) -> list[dict[str, Any]]:
+    """TGI's ``[{id, text, start, stop}]``: offsets into ``inputs`` from the pieces' lengths (a special token
+    the engine added, which is not in the text, gets an empty span)."""
+    tokens = []
+    position = 0
+    for token_id, piece in zip(result.tokens, result.pieces or [], strict=False):
+        found = inputs.startswith(piece, position)
+        start = position
+        position += len(piece) if found else 0
+        tokens.append({"id": token_id, "text": piece, "start": start, "stop": position})
+    return tokens
