@@ -14,11 +14,15 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from llmhost.bench.cli import bench_app
 from llmhost.config import ConfigError, Settings, config_path_from_env, load_settings
+from llmhost.tuner.cli import tune_app
 
-app = typer.Typer(help="llmhost: serve GGUF models with llama.cpp behind the OpenAI API.", no_args_is_help=True)
+app = typer.Typer(help="llmhost: serve GGUF models with llama.cpp behind the OpenAI, Ollama, vLLM and TGI APIs.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(bench_app, name="bench")
+app.add_typer(tune_app, name="tune")
 console = Console()
 # Piped output (scripts, tests) must not be wrapped at 80 columns.
 table_console = console if console.is_terminal else Console(width=240)

@@ -1,0 +1,1 @@
+"""The autotuner: search llama-server parameters with real trial engines, scored by the benchmark."""
