@@ -18,7 +18,9 @@ from llmhost.bench.cli import bench_app
 from llmhost.config import ConfigError, Settings, config_path_from_env, load_settings
 from llmhost.tuner.cli import tune_app
 
-app = typer.Typer(help="llmhost: serve GGUF models with llama.cpp behind the OpenAI, Ollama, vLLM and TGI APIs.", no_args_is_help=True)
+app = typer.Typer(
+    help="llmhost: serve GGUF models with llama.cpp behind the OpenAI, Ollama, vLLM and TGI APIs.", no_args_is_help=True
+)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")

@@ -1,7 +1,150 @@
-"""The web dashboard: server-rendered pages under ``/ui`` that read the telemetry and admin APIs."""
+"""The web dashboard: server-rendered pages under ``/ui`` that read the telemetry and admin APIs.
+
+Pages are Jinja2 templates with a small script each; live figures arrive over ``/api/events`` (SSE, 1 Hz) and
+mutations go through the admin API. Static files (with the vendored chart library) are served from
+``/ui/static`` so the dashboard works air-gapped.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-router = APIRouter(prefix="/ui")
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from llmhost import __version__
+from llmhost.models.catalog import ModelEntry
+from llmhost.service import Service
+from llmhost.telemetry.requests import RequestState
+from llmhost.web.endpoint_stats import endpoint_stats
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+templates = Jinja2Templates(directory=WEB / "templates")
+static_files = StaticFiles(directory=WEB / "static")
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+DIALECTS = ("openai", "ollama", "vllm", "tgi", "llmhost")
+# GPU colouring on the overview: [yellow from, red from] per figure; the page reads them from data attributes.
+GPU_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "utilization_percent": (80.0, 95.0),
+    "memory_percent": (85.0, 95.0),
+    "temperature_c": (80.0, 90.0),
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    slug: str  # the path under /ui/
+    title: str
+    template: str
+
+
+PAGES = (
+    Page("", "Overview", "overview.html"),
+    Page("gpus", "GPUs", "gpus.html"),
+    Page("models", "Models", "models.html"),
+    Page("engines", "Engines", "engines.html"),
+    Page("apis", "APIs", "apis.html"),
+    Page("config", "Config", "config.html"),
+    Page("optimize", "Optimization", "optimize.html"),
+    Page("benchmarks", "Benchmarks", "benchmarks.html"),
+)
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def render(request: Request, page: Page, **context: Any) -> Response:
+    return templates.TemplateResponse(
+        request,
+        page.template,
+        {"page": page, "pages": PAGES, "version": __version__, **context},
+        headers={"cache-control": "no-store"},
+    )
+
+
+def catalog_row(service: Service, entry: ModelEntry) -> dict[str, Any]:
+    """One model as the Models page lists it; unknown figures stay None (shown as a dash)."""
+    profile = service.profile(entry)
+    meta = entry.meta
+    return {
+        "name": entry.name,
+        "aliases": list(entry.aliases),
+        "source": entry.source,
+        "path": str(entry.path),
+        "size": entry.size,
+        "quantization": meta.quantization if meta else None,
+        "architecture": meta.architecture if meta else None,
+        "parameters": meta.parameter_count if meta else None,
+        "true_ctx": meta.context_length if meta else None,
+        "ctx": profile.ctx,
+        "parallel": profile.parallel,
+        "error": entry.error,
+    }
+
+
+def model_names(service: Service) -> list[str]:
+    return [entry.name for entry in service.catalog.entries()]
+
+
+@router.get("/static/{path:path}")
+async def static(request: Request, path: str) -> Response:
+    return await static_files.get_response(path, request.scope)
+
+
+@router.get("/api/endpoints")
+async def endpoints(request: Request) -> dict[str, Any]:
+    """Per dialect and route: responses by status code, error rate, latency percentiles (since start)."""
+    http_metrics = _service(request).monitor.http_metrics
+    return {"endpoints": endpoint_stats(http_metrics.collect())}
+
+
+@router.get("/")
+async def overview(request: Request) -> Response:
+    return render(request, PAGES[0], thresholds=GPU_THRESHOLDS)
+
+
+@router.get("/gpus")
+async def gpus(request: Request) -> Response:
+    return render(request, PAGES[1], thresholds=GPU_THRESHOLDS)
+
+
+@router.get("/models")
+async def models(request: Request) -> Response:
+    service = _service(request)
+    rows = [catalog_row(service, entry) for entry in service.catalog.entries()]
+    return render(request, PAGES[2], catalog=rows)
+
+
+@router.get("/engines")
+async def engines(request: Request) -> Response:
+    service = _service(request)
+    return render(request, PAGES[3], models=model_names(service), cap=service.settings.scheduler.max_loaded)
+
+
+@router.get("/apis")
+async def apis(request: Request) -> Response:
+    service = _service(request)
+    states = [str(state) for state in RequestState]
+    return render(request, PAGES[4], models=model_names(service), dialects=DIALECTS, states=states)
+
+
+@router.get("/config")
+async def config(request: Request) -> Response:
+    return render(request, PAGES[5])
+
+
+@router.get("/optimize")
+async def optimize(request: Request) -> Response:
+    return render(request, PAGES[6])
+
+
+@router.get("/benchmarks")
+async def benchmarks(request: Request) -> Response:
+    return render(request, PAGES[7])
