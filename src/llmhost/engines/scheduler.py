@@ -255,9 +255,9 @@ class Scheduler:
                 await asyncio.sleep(0.05)
             engine, slot.engine = slot.engine, None
             if engine is not None:
-                await engine.stop()
                 slot.evictions += reason.startswith("evicted")
-                self._record("unload", slot.name, reason)
+                self._record("unload", slot.name, reason)  # recorded as it leaves the list of loaded engines
+                await engine.stop()
         finally:
             slot.draining.set()
             slot.draining = None
