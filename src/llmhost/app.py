@@ -7,9 +7,12 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
-from starlette.responses import Response
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhost import __version__
@@ -21,9 +24,11 @@ from llmhost.api import telemetry as telemetry_routes
 from llmhost.api import tgi as tgi_routes
 from llmhost.api import vllm as vllm_routes
 from llmhost.api.common import dialect_for
+from llmhost.auth import KeyRing, presented_key
 from llmhost.config import Settings
 from llmhost.service import Service
 from llmhost.telemetry.monitor import CURRENT, Monitor, RequestContext
+from llmhost.types import LlmhostError
 
 
 class RequestIdMiddleware:
@@ -60,6 +65,44 @@ class RequestIdMiddleware:
             self.monitor.http_metrics.observe(dialect, route, scope["method"], status, time.perf_counter() - started)
 
 
+class AuthMiddleware:
+    """API keys (when configured): 401/403 in the caller's dialect, per-key limits (429), and the key's name
+    passed to the core through the request context."""
+
+    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys.enabled:
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        metered = scope["method"] == "POST"
+        try:
+            query = (
+                dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+                if scope["path"] == "/api/events"
+                else None
+            )
+            key = self.keys.authorize(scope["method"], scope["path"], presented_key(headers, query))
+            if key is not None and metered:
+                self.keys.admit(key)
+        except LlmhostError as error:
+            status, body = errors.renderer_for(scope["path"])(error)
+            response = JSONResponse(body, status_code=status, headers=errors.error_headers(error))
+            await response(scope, receive, send)
+            return
+        context = CURRENT.get()
+        token = CURRENT.set(replace(context, key=key.name) if context and key else context)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CURRENT.reset(token)
+            if key is not None and metered:
+                self.keys.release(key)
+
+
 def create_app(settings: Settings) -> FastAPI:
     service = Service(settings)
 
@@ -75,6 +118,11 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="llmhost", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.service = service
+    app.add_middleware(AuthMiddleware, keys=service.keys)
+    if settings.auth.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.auth.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
     app.add_middleware(RequestIdMiddleware, monitor=service.monitor)
     errors.install(app)
     app.include_router(openai_routes.router)

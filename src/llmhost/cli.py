@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,10 +78,11 @@ def serve(
     settings = _settings(config, llama_server, host=host, port=port)
     if model_dir:
         settings.model_dirs = [*settings.model_dirs, *model_dir]
-    if not _is_loopback(settings.host) and not insecure:
+    if not _is_loopback(settings.host) and not insecure and not _has_keys(settings):
         err_console.print(
-            f"refusing to bind {settings.host}: llmhost has no API keys configured yet, so anyone on the "
-            "network could use it. Bind 127.0.0.1, or pass --insecure if you really mean it."
+            f"refusing to bind {settings.host}: no API keys are configured (auth.keys or auth.key_file), so anyone "
+            "on the network could use it. Add a key with `llmhost keys add NAME`, bind 127.0.0.1, or pass "
+            "--insecure if you really mean it."
         )
         raise typer.Exit(2)
     configure_logging(settings.log_level)
@@ -164,13 +166,67 @@ def config_show(config: ConfigOption = None) -> None:
 UrlOption = Annotated[str | None, typer.Option(help="service URL (default: from the config)")]
 
 
+def _has_keys(settings: Settings) -> bool:
+    from llmhost.auth import KeyRing
+
+    try:
+        return KeyRing(settings.auth).enabled
+    except ValueError as exc:
+        err_console.print(f"config error: auth: {exc}")
+        raise typer.Exit(2) from None
+
+
+keys_app = typer.Typer(help="API keys: each has a name, limits and allowed models.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("add")
+def keys_add(
+    name: str,
+    config: ConfigOption = None,
+    admin: Annotated[bool, typer.Option(help="may use /admin, the dashboard's actions, pull, copy, delete")] = False,
+    model: Annotated[list[str] | None, typer.Option(help="allowed model or glob (repeat); default: all")] = None,
+    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
+    max_parallel: Annotated[int | None, typer.Option(help="requests in flight at once")] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(help="default: auth.key_file, else keys.yaml beside the config")
+    ] = None,
+) -> None:
+    """Make a new key, store only its digest in the key file, and print the key once."""
+    from llmhost.auth import digest, load_key_file, new_key
+
+    settings = _settings(config)
+    beside_config = (config or config_path_from_env()).with_name("keys.yaml")
+    path = (key_file or settings.auth.key_file or beside_config).expanduser()
+    existing = load_key_file(path)
+    if any(entry.name == name for entry in existing):
+        err_console.print(f"a key named {name!r} is already in {path}")
+        raise typer.Exit(1)
+    key = new_key()
+    entry = {"name": name, "key_sha256": digest(key), "models": model or [], "rpm": rpm, "tpm": tpm}
+    entry |= {"max_parallel": max_parallel, "admin": admin}
+    entries = [e.model_dump(mode="json", exclude_none=True) for e in existing]
+    entries.append({k: v for k, v in entry.items() if v not in (None, [])} | {"admin": admin})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"keys": entries}, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)
+    console.print(f"key for {name} (shown once, store it now): [bold]{key}[/bold]")
+    if settings.auth.key_file is None and key_file is None:
+        console.print(f"written to {path}; point auth.key_file at it in the config to use it")
+    else:
+        console.print(f"written to {path}; restart llmhost to use it")
+
+
 def _admin(config: Path | None, url: str | None, method: str, path: str) -> Any:
     import httpx
 
     settings = _settings(config)
     base = url or f"http://{settings.host}:{settings.port}"
     try:
-        response = httpx.request(method, f"{base}{path}", timeout=600)
+        key = os.environ.get("LLMHOST_API_KEY")
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        response = httpx.request(method, f"{base}{path}", timeout=600, headers=headers)
     except httpx.HTTPError as exc:
         err_console.print(f"cannot reach llmhost at {base}: {exc}")
         raise typer.Exit(1) from None

@@ -6,6 +6,7 @@ or ``LLMHOST_CONFIG`` names another. Unknown keys are errors, so a typo never go
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -122,6 +123,40 @@ class SchedulerSettings(Strict):
     )
 
 
+class KeySettings(Strict):
+    """One API key, stored as its digest (``llmhost keys add NAME`` makes a key and prints this entry)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    key_sha256: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<hex> of the key")
+    key_env: str | None = Field(None, description="environment variable holding the key itself")
+    models: list[str] = Field(default_factory=list, description="allowed model names or globs; empty = all")
+    rpm: int | None = Field(None, ge=1, description="requests per minute")
+    tpm: int | None = Field(None, ge=1, description="tokens (prompt + completion) per minute")
+    max_parallel: int | None = Field(None, ge=1, description="requests in flight at once")
+    admin: bool = Field(False, description="may use /admin, the dashboard's actions, pull, copy and delete")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> KeySettings:
+        if (self.key_sha256 is None) == (self.key_env is None):
+            raise ValueError(f"key {self.name}: set exactly one of key_sha256 and key_env")
+        return self
+
+    def digest(self) -> str:
+        if self.key_sha256 is not None:
+            return self.key_sha256
+        value = os.environ.get(self.key_env or "")
+        if not value:
+            raise ValueError(f"key {self.name}: the environment variable {self.key_env} is not set")
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+class AuthSettings(Strict):
+    keys: list[KeySettings] = Field(default_factory=list)
+    key_file: Path | None = Field(None, description="a YAML list of keys shaped like auth.keys, read at start")
+    public_metrics: bool = Field(True, description="/metrics without a key (for Prometheus on a trusted network)")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = CORS off")
+
+
 ProviderKind = Literal["openai", "vllm", "ollama", "tgi", "llamacpp"]
 
 
@@ -195,6 +230,7 @@ class Settings(BaseSettings):
     defaults: ModelProfile = Field(default_factory=ModelProfile, description="profile for models not listed")
     models: dict[str, ModelProfile] = Field(default_factory=dict)
     providers: list[ProviderSettings] = Field(default_factory=list, description="remote upstreams")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

@@ -16,6 +16,7 @@ import structlog
 from pydantic import ValidationError
 
 from llmhost import min_tokens, routing, tools
+from llmhost.auth import KeyRing
 from llmhost.config import ModelProfile, Settings
 from llmhost.engines.engine import Engine
 from llmhost.engines.llamaserver import embeddings_enabled
@@ -29,7 +30,7 @@ from llmhost.protocols import openai
 from llmhost.providers import Provider, ProviderPool
 from llmhost.reasoning import split_reasoning
 from llmhost.telemetry.gpu import Gpus, NoGpu
-from llmhost.telemetry.monitor import EngineEndpoint, Monitor
+from llmhost.telemetry.monitor import CURRENT, EngineEndpoint, Monitor
 from llmhost.telemetry.nvml import NvmlBackend
 from llmhost.types import (
     ChatRequest,
@@ -66,6 +67,8 @@ class Service:
         self.monitor = Monitor(settings, gpus)
         self.overrides: dict[str, ModelProfile] = {}  # profiles set from the engine manager, until stopped
         self.providers = ProviderPool(settings)
+        self.keys = KeyRing(settings.auth)
+        self.monitor.on_tokens = self.keys.charge_tokens
 
     async def start(self) -> None:
         self.scheduler.reap_orphans()
@@ -133,7 +136,14 @@ class Service:
 
     # requests: routed to the local engine and/or remote providers ------------------------------------
 
+    def allow(self, model: str) -> None:
+        """The calling key may use ``model`` (403 otherwise); every request names its model through here."""
+        context = CURRENT.get()
+        if context is not None and context.key is not None:
+            self.keys.check_model(self.keys.by_name(context.key), model)
+
     def stream_chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        self.allow(req.model)
         remote = self.providers.lookup(req.model)
         if not remote:
             return self._local_chat(req)
@@ -145,6 +155,7 @@ class Service:
         )
 
     def stream_completion(self, req: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        self.allow(req.model)
         remote = self.providers.lookup(req.model)
         if not remote:
             return self._local_completion(req)
@@ -158,6 +169,7 @@ class Service:
         )
 
     async def embed(self, req: EmbedRequest) -> Embeddings:
+        self.allow(req.model)
         remote = self.providers.lookup(req.model)
         if not remote:
             return await self._local_embed(req)

@@ -93,6 +93,14 @@ def model_names(service: Service) -> list[str]:
     return [entry.name for entry in service.catalog.entries()]
 
 
+def effective_profiles(service: Service) -> dict[str, dict[str, Any]]:
+    """Each model's parameters as the next start would use them: the engine form shows them as placeholders."""
+    return {
+        entry.name: service.profile(entry).model_dump(mode="json", exclude={"path"})
+        for entry in service.catalog.entries()
+    }
+
+
 @router.get("/static/{path:path}")
 async def static(request: Request, path: str) -> Response:
     return await static_files.get_response(path, request.scope)
@@ -125,7 +133,8 @@ async def models(request: Request) -> Response:
 @router.get("/engines")
 async def engines(request: Request) -> Response:
     service = _service(request)
-    return render(request, PAGES[3], models=model_names(service), cap=service.settings.scheduler.max_loaded)
+    cap = service.settings.scheduler.max_loaded
+    return render(request, PAGES[3], models=model_names(service), profiles=effective_profiles(service), cap=cap)
 
 
 @router.get("/apis")

@@ -457,7 +457,9 @@ ERROR_TYPES = {
 
 
 def error_status(error: LlmhostError) -> int:
-    """TGI answers validation problems with 422 and generation failures with 424."""
+    """TGI answers validation problems with 422 and generation failures with 424; access errors keep theirs."""
+    if error.status in (401, 403):
+        return error.status
     if error.kind in ("invalid_request", "not_found"):
         return 422
     if error.kind == "engine_error":
@@ -466,6 +468,8 @@ def error_status(error: LlmhostError) -> int:
 
 
 def error_body(error: LlmhostError) -> dict[str, Any]:
+    if error.status in (401, 403):
+        return {"error": error.message}  # TGI's own 401 has no error_type; clients raise their HTTP error
     kind = ERROR_TYPES.get(error.kind, "generation")
     prefix = {"validation": "Input validation error: ", "generation": "Request failed during generation: "}
     return {"error": prefix.get(kind, "") + error.message, "error_type": kind}

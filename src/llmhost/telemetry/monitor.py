@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -41,6 +42,7 @@ COMPACT_INTERVAL = 60.0
 class RequestContext:
     request_id: str
     dialect: str
+    key: str | None = None  # the API key's name, when keys are configured
 
 
 CURRENT: ContextVar[RequestContext | None] = ContextVar("llmhost_request", default=None)
@@ -65,6 +67,7 @@ class Monitor:
         self.http_metrics = HttpMetrics()
         self.engine_stats = EngineStatsBook()
         self.store: TelemetryStore | None = None
+        self.on_tokens: Callable[[str, int], None] | None = None  # (key name, tokens) of each finished request
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmhost-store")
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
@@ -100,7 +103,11 @@ class Monitor:
         if request_id is not None and self.tracker.get(request_id) is not None:
             request_id = None  # a second engine call within one HTTP request is tracked on its own
         dialect = context.dialect if context is not None else "internal"
-        return RequestTrack(self.tracker, self.tracker.start(dialect, model, target=target, request_id=request_id))
+        record = self.tracker.start(dialect, model, target=target, request_id=request_id)
+        charge = None
+        if context is not None and context.key is not None and self.on_tokens is not None:
+            charge = functools.partial(self.on_tokens, context.key)
+        return RequestTrack(self.tracker, record, charge)
 
     def _finished(self, summary: RequestSummary) -> None:
         self.request_metrics.observe(summary)
@@ -165,9 +172,12 @@ class RequestTrack:
     """One request's way through the core: each call is a no-op when the state machine would not allow it,
     so a retried engine request never breaks the record."""
 
-    def __init__(self, tracker: RequestTracker, record: RequestRecord) -> None:
+    def __init__(
+        self, tracker: RequestTracker, record: RequestRecord, charge: Callable[[int], None] | None = None
+    ) -> None:
         self.tracker = tracker
         self.record = record
+        self.charge = charge  # counts the request's tokens against its API key
         self.done: Done | None = None
 
     @property
@@ -192,6 +202,8 @@ class RequestTrack:
         self._move(RequestState.PREFILL)  # a request that never reached the engine's first token
         usage = self.done.usage if self.done is not None else None
         timings = self.done.timings if self.done is not None else None
+        if usage is not None and self.charge is not None:
+            self.charge(usage.total_tokens)
         self.tracker.finish(
             self.record.id,
             RequestState.DONE,
