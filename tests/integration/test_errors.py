@@ -56,7 +56,10 @@ def test_empty_and_non_object_bodies_are_400(http: httpx.Client) -> None:
         ({"n": 3}, "n"),
     ],
 )
-def test_wrong_types_are_bad_request(openai_client: openai.OpenAI, override: dict[str, Any], param: str | None) -> None:
+def test_checklist_08_bad_input_raises_bad_request(
+    openai_client: openai.OpenAI, override: dict[str, Any], param: str | None
+) -> None:
+    """§7.8: wrong types and out-of-range values raise the SDK's BadRequestError with a full error body."""
     with pytest.raises(openai.BadRequestError) as info:
         openai_client.chat.completions.create(model=DEFAULT_MODEL, messages=HI, max_tokens=4, extra_body=override)
     error = info.value
@@ -68,12 +71,15 @@ def test_wrong_types_are_bad_request(openai_client: openai.OpenAI, override: dic
     assert error.request_id
 
 
-def test_unknown_model_is_404(openai_client: openai.OpenAI) -> None:
+def test_checklist_08_unknown_model_raises_not_found_with_full_error_body(openai_client: openai.OpenAI) -> None:
+    """§7.8: an unknown model raises NotFoundError on every route; ``e.body`` has message, type, param and code."""
     with pytest.raises(openai.NotFoundError) as info:
         openai_client.chat.completions.create(model="no-such-model:1b", messages=HI, max_tokens=4)
     body = info.value.body
     assert isinstance(body, dict)
-    assert body["code"] == "model_not_found"
+    assert set(body) >= {"message", "type", "param", "code"}, body
+    assert body["type"] == info.value.type == "invalid_request_error"
+    assert body["code"] == info.value.code == "model_not_found"
     assert body["param"] == "model"
     assert "no-such-model:1b" in body["message"]
     assert info.value.request_id

@@ -43,7 +43,8 @@ def chunk_payloads(records: list[bytes]) -> list[dict[str, Any]]:
 # --- chat ----------------------------------------------------------------------------------------------
 
 
-def test_chat_non_streamed(openai_client: openai.OpenAI) -> None:
+def test_checklist_02_chat_non_streamed_role_finish_reason_and_usage_total(openai_client: openai.OpenAI) -> None:
+    """§7.2: role "assistant", a finish_reason from the enum, and usage.total_tokens == prompt + completion."""
     completion = openai_client.chat.completions.create(model=DEFAULT_MODEL, messages=HELLO, max_tokens=16, **GREEDY)
     assert completion.object == "chat.completion"
     assert completion.model == DEFAULT_MODEL
@@ -70,7 +71,9 @@ def test_chat_via_alias_echoes_requested_model(openai_client: openai.OpenAI) -> 
     assert completion.choices[0].message.content
 
 
-def test_chat_stream_helper(openai_client: openai.OpenAI) -> None:
+def test_checklist_03_stream_helper_final_message_not_doubled(openai_client: openai.OpenAI) -> None:
+    """§7.3: the SDK's ``.stream()`` helper concatenates every delta field, so a repeated role or text would show
+    up doubled ("assistantassistant"): the final message must be exactly the deltas, and equal the greedy answer."""
     deltas: list[str] = []
     chunks = []
     with openai_client.chat.completions.stream(model=DEFAULT_MODEL, messages=HELLO, max_tokens=16, **GREEDY) as stream:
@@ -81,7 +84,8 @@ def test_chat_stream_helper(openai_client: openai.OpenAI) -> None:
                 chunks.append(event.chunk)
         final = stream.get_final_completion()
     message = final.choices[0].message
-    assert message.role == "assistant"
+    assert message.role == "assistant", f"role accumulated to {message.role!r}"
+    assert final.id == chunks[0].id
     assert deltas, "no content deltas"
     assert message.content == "".join(deltas)
     assert message.content.strip()
@@ -101,16 +105,19 @@ def test_chat_stream_helper(openai_client: openai.OpenAI) -> None:
     assert whole.choices[0].message.content == message.content
 
 
-def test_chat_stream_include_usage_sdk(openai_client: openai.OpenAI) -> None:
-    stream = openai_client.chat.completions.create(
-        model=DEFAULT_MODEL,
-        messages=HELLO,
-        max_tokens=12,
-        stream=True,
-        stream_options={"include_usage": True},
+def test_checklist_04_include_usage_gives_one_usage_chunk_last_before_done(
+    openai_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    """§7.4: exactly one chunk with ``choices == []`` and usage, after the finish chunk and right before [DONE]."""
+    body: dict[str, Any] = {
+        "model": DEFAULT_MODEL,
+        "messages": HELLO,
+        "max_tokens": 12,
+        "stream": True,
+        "stream_options": {"include_usage": True},
         **GREEDY,
-    )
-    chunks = list(stream)
+    }
+    chunks = list(openai_client.chat.completions.create(**body))
     usage_chunks = [chunk for chunk in chunks if chunk.usage is not None]
     assert len(usage_chunks) == 1
     assert usage_chunks[0] is chunks[-1], "the usage chunk is not the last one"
@@ -122,9 +129,25 @@ def test_chat_stream_include_usage_sdk(openai_client: openai.OpenAI) -> None:
     assert usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert text.strip()
+    assert chunks[-2].choices[0].finish_reason in FINISH_REASONS
+
+    # The SDK hides [DONE]: on the wire the usage record is the one right before it.
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        records = sse_records(response.read())
+    assert records[-1] == b"data: [DONE]"
+    payloads = chunk_payloads(records)
+    assert payloads[-1]["choices"] == []
+    wire_usage = payloads[-1]["usage"]
+    assert (wire_usage["prompt_tokens"], wire_usage["completion_tokens"]) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+    )
+    assert sum(1 for payload in payloads if payload.get("usage")) == 1
 
 
-def test_chat_stream_raw_sse_framing(http: httpx.Client) -> None:
+def test_checklist_10_raw_sse_has_no_event_lines_and_ends_with_done(http: httpx.Client) -> None:
+    """§7.10 (rules 1 and 9): only ``data: <one-line JSON>\\n\\n`` records, no ``event:`` line (it breaks the SDK),
+    and the last record is exactly ``data: [DONE]\\n\\n`` (huggingface_hub needs the space)."""
     body = {
         "model": DEFAULT_MODEL,
         "messages": HELLO,
@@ -266,10 +289,24 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def test_embeddings_base64_default_equals_float(openai_client: openai.OpenAI, http: httpx.Client) -> None:
+def test_checklist_07_embeddings_base64_default_equals_float(server: LlmhostServer, http: httpx.Client) -> None:
+    """§7.7 (rule 13): the SDK asks for base64 unless told otherwise and decodes little-endian float32; the vector
+    must equal the ``encoding_format="float"`` one within 1e-6."""
+    sent: list[dict[str, Any]] = []
+
+    def record_body(request: httpx.Request) -> None:
+        sent.append(json.loads(request.content))
+
     text = "The quick brown fox jumps over the lazy dog."
-    default = openai_client.embeddings.create(model=DEFAULT_MODEL, input=text)  # the SDK asks for base64
-    floats = openai_client.embeddings.create(model=DEFAULT_MODEL, input=text, encoding_format="float")
+    with openai.OpenAI(
+        base_url=f"{server.base_url}/v1",
+        api_key="test",
+        max_retries=0,
+        http_client=httpx.Client(timeout=120, event_hooks={"request": [record_body]}),
+    ) as client:
+        default = client.embeddings.create(model=DEFAULT_MODEL, input=text)
+        floats = client.embeddings.create(model=DEFAULT_MODEL, input=text, encoding_format="float")
+    assert [body["encoding_format"] for body in sent] == ["base64", "float"]
     a = np.asarray(default.data[0].embedding, dtype=np.float64)
     b = np.asarray(floats.data[0].embedding, dtype=np.float64)
     assert a.shape == b.shape and a.shape[0] >= 64
@@ -316,7 +353,11 @@ def test_models_list_and_retrieve(openai_client: openai.OpenAI) -> None:
     assert model.model_extra is not None and model.model_extra.get("max_model_len") == 2048
 
 
-def test_models_retrieve_alias_with_slash_and_colon(openai_client: openai.OpenAI, http: httpx.Client) -> None:
+def test_checklist_01_models_retrieve_slash_colon_id_raw_and_percent_encoded(
+    openai_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    """§7.1 (rule 14): ids with "/" and ":" resolve whether the "/" arrives raw (SDK 1.x) or as %2F (SDK 3.x).
+    The list-equals-config half is in test_checklist_openai.py, on a service with only configured models."""
     raw_slash = http.get(f"/v1/models/{ALIAS}")  # openai 1.x sends the "/" as is
     encoded = http.get("/v1/models/" + ALIAS.replace("/", "%2F"))  # openai 3.x sends %2F
     for response in (raw_slash, encoded):
@@ -346,7 +387,8 @@ class Person(BaseModel):
     age: int
 
 
-def test_response_format_json_schema_parse(openai_client: openai.OpenAI) -> None:
+def test_checklist_06_parse_with_pydantic_response_format(openai_client: openai.OpenAI) -> None:
+    """§7.6: ``chat.completions.parse(response_format=PydModel)`` sends a json_schema and gets valid JSON back."""
     completion = openai_client.chat.completions.parse(
         model=DEFAULT_MODEL,
         messages=[{"role": "user", "content": "Invent a person. Answer as JSON with a name and an age."}],

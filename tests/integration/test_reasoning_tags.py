@@ -17,7 +17,12 @@ ASK: Any = [{"role": "user", "content": "What is two plus two?"}]
 FORCED: dict[str, Any] = {"grammar": THINK_GRAMMAR}
 
 
-def test_non_streamed_reasoning_under_both_names(openai_client: openai.OpenAI) -> None:
+REASONING_NAMES = ("reasoning_content", "reasoning")
+
+
+def test_checklist_13_message_reasoning_content_equals_reasoning(openai_client: openai.OpenAI) -> None:
+    """§7.13 (rule 10): the split-out thoughts are in ``message.reasoning_content`` and ``message.reasoning``,
+    identical, and the ``<think>`` tags are gone from both them and the content."""
     reply = openai_client.chat.completions.create(
         model=DEFAULT_MODEL, messages=ASK, max_tokens=80, temperature=0, extra_body=FORCED
     )
@@ -25,10 +30,13 @@ def test_non_streamed_reasoning_under_both_names(openai_client: openai.OpenAI) -
     extra = message.model_extra or {}
     assert extra["reasoning_content"] == extra["reasoning"]
     assert len(extra["reasoning"].strip()) >= 8
+    assert "<think>" not in extra["reasoning"] and "</think>" not in extra["reasoning"]
     assert message.content and "<think>" not in message.content and "</think>" not in message.content
 
 
-def test_streamed_reasoning_deltas_come_before_content(openai_client: openai.OpenAI) -> None:
+def test_checklist_13_delta_reasoning_content_equals_reasoning(openai_client: openai.OpenAI) -> None:
+    """§7.13 (rule 10): every delta that carries reasoning carries it under both names with the same text; the
+    reasoning deltas come before the content and add up to the non-streamed reasoning."""
     stream = openai_client.chat.completions.create(
         model=DEFAULT_MODEL, messages=ASK, max_tokens=80, temperature=0, stream=True, extra_body=FORCED
     )
@@ -37,7 +45,9 @@ def test_streamed_reasoning_deltas_come_before_content(openai_client: openai.Ope
     for chunk in stream:
         for choice in chunk.choices:
             delta = choice.delta.model_extra or {}
-            if delta.get("reasoning_content"):
+            names = [name for name in REASONING_NAMES if name in delta]
+            if names:
+                assert names == list(REASONING_NAMES), f"reasoning under one name only: {delta}"
                 assert delta["reasoning"] == delta["reasoning_content"]
                 reasoning += delta["reasoning_content"]
                 order.append("reasoning")
@@ -48,12 +58,27 @@ def test_streamed_reasoning_deltas_come_before_content(openai_client: openai.Ope
     assert "<think>" not in content + reasoning and "</think>" not in content + reasoning
     assert order.index("content") > max(i for i, kind in enumerate(order) if kind == "reasoning")
 
+    whole = openai_client.chat.completions.create(
+        model=DEFAULT_MODEL, messages=ASK, max_tokens=80, temperature=0, extra_body=FORCED
+    )
+    message = whole.choices[0].message
+    assert reasoning == (message.model_extra or {})["reasoning"]
+    assert content == message.content
 
-def test_reasoning_fields_on_input_messages_are_accepted(openai_client: openai.OpenAI) -> None:
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"reasoning_content": "2+2=4"}, {"reasoning": "2+2=4"}, {"reasoning_content": "2+2=4", "reasoning": "2+2=4"}],
+    ids=["reasoning_content", "reasoning", "both"],
+)
+def test_checklist_13_input_messages_with_either_reasoning_field_are_accepted(
+    openai_client: openai.OpenAI, fields: dict[str, str]
+) -> None:
+    """§7.13 (rule 10): an assistant message sent back with ``reasoning_content``, ``reasoning`` or both is no 400."""
     messages: Any = [
         *ASK,
-        {"role": "assistant", "content": "Four.", "reasoning_content": "2+2=4", "reasoning": "2+2=4"},
+        {"role": "assistant", "content": "Four.", **fields},
         {"role": "user", "content": "And three plus three?"},
     ]
-    reply = openai_client.chat.completions.create(model=DEFAULT_MODEL, messages=messages, max_tokens=8)
-    assert reply.choices[0].message.content is not None
+    reply = openai_client.chat.completions.create(model=DEFAULT_MODEL, messages=messages, max_tokens=8, temperature=0)
+    assert reply.choices[0].message.content

@@ -42,7 +42,11 @@ def test_required_tool_call_non_streamed(openai_client: openai.OpenAI) -> None:
     assert calls[0].id.startswith("call_")
 
 
-def test_streamed_tool_call_accumulates_without_doubling(openai_client: openai.OpenAI) -> None:
+def test_checklist_05_stream_helper_tool_call_single_id_unrepeated_name_json_arguments(
+    openai_client: openai.OpenAI,
+) -> None:
+    """§7.5 (rule 2): the SDK helper concatenates tool-call fields per ``index``, so ``id``, ``type`` and ``name``
+    must come once (else "call_1call_1", "getget"); the accumulated arguments parse as JSON; finish is tool_calls."""
     with openai_client.chat.completions.stream(
         model=DEFAULT_MODEL,
         messages=ASK,
@@ -51,15 +55,25 @@ def test_streamed_tool_call_accumulates_without_doubling(openai_client: openai.O
         max_tokens=64,
         temperature=0,
     ) as stream:
-        chunks = [event.chunk for event in stream if event.type == "chunk"]
+        events = list(stream)
         final = stream.get_final_completion()
+    chunks = [event.chunk for event in events if event.type == "chunk"]
     deltas = [call for c in chunks for ch in c.choices for call in (ch.delta.tool_calls or [])]
-    assert all(isinstance(d.index, int) for d in deltas)
-    assert sum(1 for d in deltas if d.id) == len(final.choices[0].message.tool_calls or [])
-    call = (final.choices[0].message.tool_calls or [])[0]
-    assert call.function.name == "get_weather", "name must not be repeated (getget)"
-    assert json.loads(call.function.arguments)["city"]
-    assert final.choices[0].finish_reason == "tool_calls"
+    assert deltas and all(isinstance(d.index, int) for d in deltas)
+    assert {d.index for d in deltas} == {0}
+    assert [d.id for d in deltas if d.id] == [deltas[0].id], "the id must come in the first delta only"
+    assert [d.type for d in deltas if d.type] == ["function"]
+    assert [d.function.name for d in deltas if d.function and d.function.name] == ["get_weather"]
+
+    choice = final.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = choice.message.tool_calls or []
+    assert len(calls) == 1
+    assert calls[0].id == deltas[0].id and calls[0].id.startswith("call_")
+    assert calls[0].function.name == "get_weather", "name must not be repeated (getget)"
+    assert isinstance(json.loads(calls[0].function.arguments)["city"], str)
+    done = [event for event in events if event.type == "tool_calls.function.arguments.done"]
+    assert [(event.name, event.arguments) for event in done] == [("get_weather", calls[0].function.arguments)]
 
 
 def test_tool_result_round_trip_is_accepted(openai_client: openai.OpenAI) -> None:
