@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import structlog
@@ -29,6 +29,7 @@ from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.protocols import openai
 from llmhost.providers import Provider, ProviderPool
 from llmhost.reasoning import split_reasoning
+from llmhost.targets import LOCAL, Targets
 from llmhost.telemetry.gpu import Gpus, NoGpu
 from llmhost.telemetry.monitor import CURRENT, EngineEndpoint, Monitor
 from llmhost.telemetry.nvml import NvmlBackend
@@ -38,10 +39,8 @@ from llmhost.types import (
     DetokenizeRequest,
     Embeddings,
     EmbedRequest,
-    EngineFailed,
     EngineUnavailable,
     InvalidRequest,
-    LlmhostError,
     ModelNotFound,
     Overloaded,
     ReasoningDelta,
@@ -53,8 +52,6 @@ from llmhost.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-LOCAL = "local"
 RESTART_WAIT = 2.0  # seconds to let a dying engine finish exiting before it is started again
 
 
@@ -69,6 +66,7 @@ class Service:
         self.providers = ProviderPool(settings)
         self.keys = KeyRing(settings.auth)
         self.monitor.on_tokens = self.keys.charge_tokens
+        self.targets = Targets(self.providers, self.monitor, self._local_candidate)
 
     async def start(self) -> None:
         self.scheduler.reap_orphans()
@@ -147,7 +145,7 @@ class Service:
         remote = self.providers.lookup(req.model)
         if not remote:
             return self._local_chat(req)
-        return self._routed(
+        return self.targets.stream(
             req.model,
             remote,
             lambda: self._local_chat(req),
@@ -159,7 +157,7 @@ class Service:
         remote = self.providers.lookup(req.model)
         if not remote:
             return self._local_completion(req)
-        return self._routed(
+        return self.targets.stream(
             req.model,
             remote,
             lambda: self._local_completion(req),
@@ -173,109 +171,27 @@ class Service:
         remote = self.providers.lookup(req.model)
         if not remote:
             return await self._local_embed(req)
-        failures: list[str] = []
-        for candidate in routing.order(self._candidates(req.model, remote)):
-            provider = self.providers.get(candidate.key)
-            try:
-                if provider is None:
-                    return await self._local_embed(req)
-                upstream_id = dict((p.name, m) for p, m in remote)[provider.name]
-                return await self._remote_call(provider, provider.client.embed(replace(req, model=upstream_id)))
-            except LlmhostError as exc:
-                if not _can_fail_over(exc):
-                    raise
-                failures.append(f"{candidate.key}: {exc.message}")
-        raise EngineUnavailable(f"no target of {req.model} could answer: {'; '.join(failures)}", retry_after=2)
+        return await self.targets.call(
+            req.model,
+            remote,
+            lambda: self._local_embed(req),
+            lambda provider, upstream_id: provider.client.embed(replace(req, model=upstream_id)),
+        )
 
     def remote_models(self) -> list[tuple[str, Provider]]:
         """(name, provider) of every model the providers serve."""
         return self.providers.models()
 
-    def _candidates(self, model: str, remote: list[tuple[Provider, str]]) -> list[routing.Candidate]:
-        candidates = [
-            routing.Candidate(
-                provider.name,
-                provider.outstanding,
-                provider.settings.weight,
-                provider.settings.priority,
-                provider.available,
-            )
-            for provider, _ in remote
-        ]
+    def _local_candidate(self, model: str) -> routing.Candidate | None:
+        """The local engine as a routing target for ``model``, when the catalog has it."""
         try:
             entry = self.catalog.get(model)
         except ModelNotFound:
-            return candidates
+            return None
         slot = self.scheduler.models.get(entry.name)
         busy = slot.in_flight + slot.waiting if slot is not None else 0
         failed = slot is not None and slot.engine is not None and slot.engine.state == State.FAILED
-        return [routing.Candidate(LOCAL, busy, healthy=not failed), *candidates]
-
-    async def _routed(
-        self,
-        model: str,
-        remote: list[tuple[Provider, str]],
-        open_local: Callable[[], AsyncIterator[StreamEvent]],
-        open_remote: Callable[[Provider, str], AsyncIterator[StreamEvent]],
-    ) -> AsyncIterator[StreamEvent]:
-        """The first target that produces an event serves the request; before that, a failing target is
-        skipped (failover); after it, a failure reaches the client as its dialect's error."""
-        upstream_ids = {provider.name: upstream_id for provider, upstream_id in remote}
-        failures: list[str] = []
-        for candidate in routing.order(self._candidates(model, remote)):
-            provider = self.providers.get(candidate.key)
-            if provider is None:
-                events = open_local()
-            else:
-                events = self._remote_stream(provider, model, open_remote(provider, upstream_ids[provider.name]))
-            try:
-                first = await anext(events)
-            except StopAsyncIteration:
-                return
-            except LlmhostError as exc:
-                if not _can_fail_over(exc):
-                    raise
-                log.warning("target failed before the first byte; trying the next", model=model, target=candidate.key)
-                failures.append(f"{candidate.key}: {exc.message}")
-                continue
-            try:
-                yield first
-                async for event in events:
-                    yield event
-            finally:
-                await events.aclose()  # type: ignore[attr-defined]
-            return
-        raise EngineUnavailable(f"no target of {model} could answer: {'; '.join(failures)}", retry_after=2)
-
-    async def _remote_stream(
-        self, provider: Provider, model: str, upstream: AsyncIterator[StreamEvent]
-    ) -> AsyncIterator[StreamEvent]:
-        track = self.monitor.track(model, target=provider.name)
-        provider.outstanding += 1
-        try:
-            track.prefill()
-            async for event in upstream:
-                track.event(event)
-                yield event
-            track.finish()
-        except BaseException as exc:
-            if _unreachable(exc):
-                provider.mark_failed(str(exc))
-            track.fail(exc)
-            raise
-        finally:
-            provider.outstanding -= 1
-
-    async def _remote_call(self, provider: Provider, call: Awaitable[T]) -> T:
-        provider.outstanding += 1
-        try:
-            return await call
-        except LlmhostError as exc:
-            if _unreachable(exc):
-                provider.mark_failed(exc.message)
-            raise
-        finally:
-            provider.outstanding -= 1
+        return routing.Candidate(LOCAL, busy, healthy=not failed)
 
     # the local engines ----------------------------------------------------------------------------------
 
@@ -415,18 +331,6 @@ class Service:
         except BaseException as exc:
             track.fail(exc)
             raise
-
-
-def _unreachable(error: BaseException) -> bool:
-    """The upstream could not be reached, or its connection broke: take it out of the rotation."""
-    return isinstance(error, EngineUnavailable) or (
-        isinstance(error, EngineFailed) and isinstance(error.__cause__, httpx.TransportError)
-    )
-
-
-def _can_fail_over(error: LlmhostError) -> bool:
-    """Another target may succeed where this one failed: not when the request itself is at fault."""
-    return error.status >= 500 or error.status == 429
 
 
 def profile_with(base: ModelProfile, overrides: dict[str, Any]) -> ModelProfile:

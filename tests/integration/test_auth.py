@@ -79,7 +79,12 @@ def test_every_dialect_sends_its_key_the_way_its_client_does(guarded: LlmhostSer
     tgi = text_generation.Client(guarded.base_url, headers={"Authorization": f"Bearer {key}"})
     assert tgi.generate("Hi", max_new_tokens=4).generated_text is not None
     assert (
-        httpx.post(f"{guarded.base_url}/generate", headers={"x-api-key": key}, json={"inputs": "Hi"}).status_code == 200
+        httpx.post(
+            f"{guarded.base_url}/generate",
+            headers={"x-api-key": key},
+            json={"inputs": "Hi", "parameters": {"max_new_tokens": 4}},
+        ).status_code
+        == 200
     )
 
 
