@@ -27,6 +27,7 @@ from llmhost.api.common import dialect_for
 from llmhost.auth import KeyRing, presented_key
 from llmhost.config import Settings
 from llmhost.service import Service
+from llmhost.systemd import Notifier
 from llmhost.telemetry.monitor import CURRENT, Monitor, RequestContext
 from llmhost.types import LlmhostError
 
@@ -113,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            Notifier().stopping()
             await service.stop()
 
     app = FastAPI(title="llmhost", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)

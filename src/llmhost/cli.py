@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -85,16 +86,34 @@ def serve(
             "--insecure if you really mean it."
         )
         raise typer.Exit(2)
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-        timeout_graceful_shutdown=10,
+    configure_logging(settings.log_level, settings.log_format, settings.log_file)
+    application = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=settings.host,
+            port=settings.port,
+            workers=1,
+            log_level=settings.log_level,
+            access_log=settings.log_level == "debug",
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.shutdown_grace),
+        )
     )
+    asyncio.run(_serve(server, application))
+
+
+async def _serve(server: Any, application: Any) -> None:
+    from llmhost.systemd import Notifier, supervise
+
+    notifier = Notifier()
+    service = application.state.service
+    watcher = asyncio.create_task(supervise(server, notifier, service.status_line)) if notifier.enabled else None
+    try:
+        await server.serve()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
 
 
 @app.command()
@@ -318,6 +337,33 @@ def providers(config: ConfigOption = None, url: UrlOption = None) -> None:
             p["last_error"] or "",
         )
     console.print(table)
+
+
+service_app = typer.Typer(help="Run llmhost as a systemd service.", no_args_is_help=True)
+app.add_typer(service_app, name="service")
+
+
+@service_app.command("install")
+def service_install(
+    config: ConfigOption = None,
+    system: Annotated[bool, typer.Option(help="a system unit in /etc/systemd/system (needs root)")] = False,
+    dry_run: Annotated[bool, typer.Option(help="print the unit instead of writing it")] = False,
+) -> None:
+    """Write a Type=notify systemd unit (watchdog, engines stopped with the service) and say how to start it."""
+    from llmhost.systemd import unit_file, unit_path
+
+    config = (config or config_path_from_env()).expanduser().resolve()
+    text = unit_file(config if config.exists() else None, user=not system)
+    if dry_run:
+        sys.stdout.write(text)
+        return
+    path = unit_path(user=not system)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    scope = "" if system else " --user"
+    console.print(f"wrote {path}\nnow run: systemctl{scope} daemon-reload && systemctl{scope} enable --now llmhost")
+    if not system:
+        console.print("to keep it running after you log out: loginctl enable-linger $USER")
 
 
 @app.command()

@@ -232,6 +232,9 @@ class Settings(BaseSettings):
     providers: list[ProviderSettings] = Field(default_factory=list, description="remote upstreams")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = Field("console", description="json: one JSON object per line")
+    log_file: Path | None = Field(None, description="also log to this file, rotated at 20 MB (5 kept)")
+    shutdown_grace: float = Field(10.0, gt=0, description="seconds in-flight requests get to finish at shutdown")
 
     @property
     def models_dir(self) -> Path:

@@ -81,6 +81,12 @@ class Service:
         await self.providers.stop()
         await self.monitor.stop()
 
+    def status_line(self) -> str:
+        """One line for systemd's STATUS: what is served and how busy it is."""
+        loaded = sum(1 for slot in self.scheduler.models.values() if slot.engine is not None)
+        active = len(self.monitor.tracker.active())
+        return f"serving {len(self.catalog.entries())} models; {loaded} engines loaded; {active} requests active"
+
     def running_engines(self) -> list[EngineEndpoint]:
         running = []
         for slot in self.scheduler.models.values():

@@ -193,10 +193,7 @@ async def test_terminate_takes_the_whole_process_group(tmp_path: Path) -> None:
 async def test_stderr_lines_ring_buffer_and_on_line(tmp_path: Path) -> None:
     seen: list[str] = []
     script = (
-        "import sys\n"
-        "for i in range(25): print(f'line {i}  ', file=sys.stderr)\n"
-        "print('out', flush=True)\n"
-        "sys.exit(3)\n"
+        "import sys\nfor i in range(25): print(f'line {i}  ', file=sys.stderr)\nprint('out', flush=True)\nsys.exit(3)\n"
     )
     child = ChildProcess(
         [sys.executable, "-c", script], name="talker", pid_dir=tmp_path, log_lines=10, on_line=seen.append
@@ -368,3 +365,22 @@ def test_reap_orphans_removes_wellformed_json_garbage(tmp_path: Path, content: s
 
 def test_reap_orphans_without_directory(tmp_path: Path) -> None:
     assert reap_orphans(tmp_path / "missing") == []
+
+
+def test_reap_orphans_spares_the_engine_of_a_live_sibling(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """Another llmhost on the same data dir still owns the engine: neither the process nor its file is touched."""
+    owner = subprocess.Popen(["/bin/sleep", "60"])
+    try:
+        created = psutil.Process(sleeper.pid).create_time()
+        path = write_record(tmp_path, sleeper.pid, created, ["/bin/sleep", "60"])
+        record = json.loads(path.read_text())
+        record |= {"owner": owner.pid, "owner_create_time": psutil.Process(owner.pid).create_time()}
+        path.write_text(json.dumps(record))
+        assert reap_orphans(tmp_path) == []
+        assert sleeper.poll() is None and path.exists()
+        owner.kill()
+        owner.wait(5)
+        assert reap_orphans(tmp_path) == [sleeper.pid]  # its owner is gone: now it is an orphan
+    finally:
+        owner.kill()
+        owner.wait(5)

@@ -174,6 +174,7 @@ class ChildProcess:
         except psutil.NoSuchProcess:
             return  # it exited already (e.g. rejected its arguments): nothing can be orphaned
         record = {"pid": self._proc.pid, "name": self.name, "argv": self.argv, "create_time": created}
+        record |= {"owner": os.getpid(), "owner_create_time": psutil.Process().create_time()}
         self._pid_file().write_text(json.dumps(record))
 
     def _remove_pid_file(self) -> None:
@@ -194,6 +195,8 @@ def reap_orphans(pid_dir: Path) -> list[int]:
     for path in pid_dir.glob("engine-*.json"):
         try:
             record = json.loads(path.read_text())
+            if _owner_alive(record):
+                continue  # another llmhost on the same data dir still runs it
             proc = psutil.Process(int(record["pid"]))
             same = abs(proc.create_time() - float(record["create_time"])) < 1.0
             if same and proc.cmdline()[:1] == record["argv"][:1]:
@@ -205,3 +208,12 @@ def reap_orphans(pid_dir: Path) -> list[int]:
     if killed:
         log.warning("killed orphaned engines from an earlier run", pids=killed)
     return killed
+
+
+def _owner_alive(record: dict[str, object]) -> bool:
+    """The llmhost that started the engine is still running (the same pid with the same start time)."""
+    try:
+        owner = psutil.Process(int(record["owner"]))  # type: ignore[call-overload]
+        return owner.pid != os.getpid() and abs(owner.create_time() - float(record["owner_create_time"])) < 1.0  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, psutil.Error):
+        return False
