@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from typing import Any
+
+import psutil
 
 from fastapi import APIRouter, Request
 
@@ -139,3 +143,16 @@ async def engine_log(request: Request, model: str) -> dict[str, Any]:
 async def providers(request: Request) -> dict[str, Any]:
     """Each provider's health (state, latency, last error), load and models; never its API key."""
     return {"providers": [provider.view() for provider in _service(request).providers.providers]}
+
+
+@router.get("/runtime")
+async def runtime() -> dict[str, Any]:
+    """The service process itself: asyncio tasks alive, threads, memory and open files (leak checks)."""
+    process = psutil.Process()
+    return {
+        "tasks": len(asyncio.all_tasks()),
+        "threads": threading.active_count(),
+        "rss_mib": process.memory_info().rss / (1024 * 1024),
+        "open_files": len(process.open_files()),
+        "connections": len(process.net_connections()),
+    }
