@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import psutil
-
 from fastapi import APIRouter, Request
 
 from llmhost.api.common import read_json
