@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from llmhost import __version__
+from llmhost.auth import Unauthorized, presented_key
 from llmhost.models.catalog import ModelEntry
 from llmhost.service import Service
 from llmhost.telemetry.requests import RequestState
@@ -53,6 +54,7 @@ PAGES = (
     Page("optimize", "Optimization", "optimize.html"),
     Page("benchmarks", "Benchmarks", "benchmarks.html"),
 )
+PAGE = {page.slug: page for page in PAGES}
 
 
 def _service(request: Request) -> Service:
@@ -108,52 +110,55 @@ async def static(request: Request, path: str) -> Response:
 
 @router.get("/api/endpoints")
 async def endpoints(request: Request) -> dict[str, Any]:
-    """Per dialect and route: responses by status code, error rate, latency percentiles (since start)."""
-    http_metrics = _service(request).monitor.http_metrics
-    return {"endpoints": endpoint_stats(http_metrics.collect())}
+    """Per dialect and route: responses by status code, error rate, latency percentiles (since start). Unlike the
+    pages, this is data: with keys configured it needs one, although /ui is open to reading."""
+    service = _service(request)
+    if service.keys.enabled and service.keys.identify(presented_key(request.headers)) is None:
+        raise Unauthorized("An API key is required to read traffic figures", code="invalid_api_key")
+    return {"endpoints": endpoint_stats(service.monitor.http_metrics.collect())}
 
 
 @router.get("/")
 async def overview(request: Request) -> Response:
-    return render(request, PAGES[0], thresholds=GPU_THRESHOLDS)
+    return render(request, PAGE[""], thresholds=GPU_THRESHOLDS)
 
 
 @router.get("/gpus")
 async def gpus(request: Request) -> Response:
-    return render(request, PAGES[1], thresholds=GPU_THRESHOLDS)
+    return render(request, PAGE["gpus"], thresholds=GPU_THRESHOLDS)
 
 
 @router.get("/models")
 async def models(request: Request) -> Response:
     service = _service(request)
     rows = [catalog_row(service, entry) for entry in service.catalog.entries()]
-    return render(request, PAGES[2], catalog=rows)
+    return render(request, PAGE["models"], catalog=rows)
 
 
 @router.get("/engines")
 async def engines(request: Request) -> Response:
     service = _service(request)
     cap = service.settings.scheduler.max_loaded
-    return render(request, PAGES[3], models=model_names(service), profiles=effective_profiles(service), cap=cap)
+    return render(request, PAGE["engines"], models=model_names(service), profiles=effective_profiles(service), cap=cap)
 
 
 @router.get("/apis")
 async def apis(request: Request) -> Response:
     service = _service(request)
     states = [str(state) for state in RequestState]
-    return render(request, PAGES[4], models=model_names(service), dialects=DIALECTS, states=states)
+    return render(request, PAGE["apis"], models=model_names(service), dialects=DIALECTS, states=states)
 
 
 @router.get("/config")
 async def config(request: Request) -> Response:
-    return render(request, PAGES[5])
+    return render(request, PAGE["config"])
 
 
 @router.get("/optimize")
 async def optimize(request: Request) -> Response:
-    return render(request, PAGES[6])
+    return render(request, PAGE["optimize"])
 
 
 @router.get("/benchmarks")
 async def benchmarks(request: Request) -> Response:
-    return render(request, PAGES[7])
+    return render(request, PAGE["benchmarks"])

@@ -141,6 +141,7 @@ const LLM = (() => {
     }));
   }
 
+  /* A new key reloads the page: every fetch and the live feed start over with it. */
   function setupKeyField() {
     const form = $("#admin-key-form");
     const input = $("#admin-key");
@@ -148,9 +149,10 @@ const LLM = (() => {
     form.classList.toggle("set", Boolean(input.value));
     const save = () => {
       const value = input.value.trim();
+      if (value === adminKey()) return;
       if (value) localStorage.setItem(KEY_STORAGE, value);
       else localStorage.removeItem(KEY_STORAGE);
-      form.classList.toggle("set", Boolean(value));
+      window.location.reload();
     };
     input.addEventListener("change", save);
     form.addEventListener("submit", (event) => {
@@ -163,21 +165,39 @@ const LLM = (() => {
 
   const feed = { handlers: [], source: null, last: null };
 
-  function setLive(on) {
+  function setLive(state) {
     const node = $("#live");
-    node.className = on ? "live on" : "live off";
-    setText($("span", node), on ? "live" : "reconnecting");
+    node.className = state === "live" ? "live on" : "live off";
+    setText($("span", node), state);
   }
 
+  /* EventSource cannot send headers, so the key goes in ?key= (the server accepts it there for this route). */
   function connect() {
     if (feed.source) return;
-    feed.source = new EventSource("/api/events");
-    feed.source.onmessage = (event) => {
+    const key = adminKey();
+    const source = new EventSource(key ? `/api/events?key=${encodeURIComponent(key)}` : "/api/events");
+    feed.source = source;
+    source.onmessage = (event) => {
       feed.last = JSON.parse(event.data);
-      setLive(true);
+      setLive("live");
       for (const handler of feed.handlers) handler(feed.last);
     };
-    feed.source.onerror = () => setLive(false);
+    source.onerror = () => {
+      setLive("reconnecting");
+      if (source.readyState === EventSource.CLOSED) refused(source);
+    };
+  }
+
+  /* An HTTP error closes an EventSource for good and hides the reason: ask the JSON twin, show its message. */
+  function refused(source) {
+    if (feed.source === source) feed.source = null;
+    get("/api/metrics/dashboard").then(
+      () => setTimeout(connect, 3000),
+      (error) => {
+        setLive("no access");
+        reportError(error);
+      },
+    );
   }
 
   /* Call handler with every dashboard snapshot (once a second). */
@@ -220,11 +240,11 @@ const LLM = (() => {
   const AXIS = { stroke: "#8b949e", grid: { stroke: "#21262d", width: 1 }, ticks: { stroke: "#30363d", width: 1 } };
   const pad = (n) => String(n).padStart(2, "0");
 
-  /* Tick labels in 24-hour time; seconds for short windows, the date for long ones. */
+  /* Tick labels in 24-hour time: seconds only when a tick falls between minutes, the date for long windows. */
   function timeTick(ts, window) {
     const d = new Date(ts * 1000);
     const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-    if (window <= 120) return `${hm}:${pad(d.getSeconds())}`;
+    if (d.getSeconds()) return `${hm}:${pad(d.getSeconds())}`;
     return window > 86400 ? `${pad(d.getDate())}/${pad(d.getMonth() + 1)} ${hm}` : hm;
   }
 
@@ -243,7 +263,7 @@ const LLM = (() => {
       this.plot = null;
       this.labels = [];
       this.now = Date.now() / 1000;
-      this.empty = h("div", { class: "chart-empty", text: "no data yet" });
+      this.empty = h("div", { class: "chart-empty", text: node.dataset.empty || "no data yet" });
       node.append(this.empty);
       node.dataset.points = "0";
       this.width = 0;
@@ -321,7 +341,7 @@ const LLM = (() => {
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true, range: () => [this.now - this.window, this.now] }, y: { range: yRange } },
         axes: [
-          { ...AXIS, space: 70, values: (u, ticks) => ticks.map((ts) => timeTick(ts, this.window)) },
+          { ...AXIS, space: 48, values: (u, ticks) => ticks.map((ts) => timeTick(ts, this.window)) },
           { ...AXIS, size: 64, values: (u, ticks) => ticks.map((v) => this.format(v)) },
         ],
         series: [{ value: (u, ts) => fmt.time(ts) }, ...labels.map((label, i) => this.seriesOptions(label, i))],

@@ -154,7 +154,7 @@
       const status = await LLM.post(`/admin/models/${LLM.modelPath(model)}/start`, { overrides });
       result("ok", `Started ${status.model}: pid ${fmt.text(status.pid)}, port ${fmt.text(status.port)}.`);
     } catch (error) {
-      const refused = error.status === 429 ? "Refused: the engine cap is reached. " : "";
+      const refused = error.status === 429 ? "Refused, the cap on running engines is reached: " : "";
       result("error", `${refused}${error.message} (HTTP ${error.status || "error"})`);
     } finally {
       button.disabled = false;

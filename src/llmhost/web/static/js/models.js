@@ -26,7 +26,9 @@
     if (row.dataset.busy) return;
     $("[data-action=load]", row).disabled = state !== "stopped" && state !== "failed";
     $("[data-action=unload]", row).disabled = state === "stopped";
-    LLM.setText($("[data-action=pin]", row), pinned ? "Unpin" : "Pin");
+    const pin = $("[data-action=pin]", row);
+    pin.disabled = false;
+    LLM.setText(pin, pinned ? "Unpin" : "Pin");
   }
 
   const ACTIONS = {
@@ -111,7 +113,7 @@
     ["Errors", (m) => (performance.get(m) ? errorsOf(performance.get(m)) : null), fmt.int, "low"],
     ["State", (m) => (engines.get(m) ? engines.get(m).state : "stopped"), fmt.text, null],
     ["True context", (m) => pick(byName.get(m), "true_ctx"), fmt.int, null],
-    ["Configured context", (m) => pick(byName.get(m), "ctx"), fmt.int, null],
+    ["Context per slot", (m) => pick(byName.get(m), "ctx"), fmt.int, null],
     ["Parallel slots", (m) => pick(byName.get(m), "parallel"), fmt.int, null],
     ["Size", (m) => pick(byName.get(m), "size"), fmt.bytes, null],
     ["Quantization", (m) => pick(byName.get(m), "quantization"), fmt.text, null],
