@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import secrets
 import time
@@ -114,12 +115,14 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            app.state.stopping.set()
             Notifier().stopping()
             await service.stop()
 
     app = FastAPI(title="llmhost", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.service = service
+    app.state.stopping = asyncio.Event()  # set when shutdown starts: endless streams (SSE) end then
     app.add_middleware(AuthMiddleware, keys=service.keys)
     if settings.auth.cors_origins:
         app.add_middleware(

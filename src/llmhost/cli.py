@@ -108,12 +108,22 @@ async def _serve(server: Any, application: Any) -> None:
 
     notifier = Notifier()
     service = application.state.service
-    watcher = asyncio.create_task(supervise(server, notifier, service.status_line)) if notifier.enabled else None
+    tasks = [asyncio.create_task(_announce_shutdown(server, application.state.stopping))]
+    if notifier.enabled:
+        tasks.append(asyncio.create_task(supervise(server, notifier, service.status_line)))
     try:
         await server.serve()
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
+
+
+async def _announce_shutdown(server: Any, stopping: asyncio.Event) -> None:
+    """uvicorn waits for open connections before the app hears of the shutdown: endless streams must hear
+    it as soon as the signal arrives."""
+    while not server.should_exit:
+        await asyncio.sleep(0.1)
+    stopping.set()
 
 
 @app.command()

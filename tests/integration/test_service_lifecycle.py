@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import httpx
 import openai
 import psutil
 import pytest
@@ -161,3 +162,21 @@ def test_sigkill_of_the_service_kills_the_engine_and_restart_reaps_orphans(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
+
+
+def test_an_open_dashboard_stream_does_not_hold_up_shutdown(start_llmhost: StartServer) -> None:
+    """/api/events never ends by itself; a SIGTERM must end it at once instead of waiting out the grace period."""
+    server = start_llmhost("sse")
+    with httpx.stream("GET", f"{server.base_url}/api/events", timeout=30) as events:
+        lines = events.iter_lines()
+        assert next(lines).startswith("data: ")
+        started = time.monotonic()
+        assert server.stop(timeout=20) in CLEAN_EXIT
+        assert time.monotonic() - started < 5
+        assert not any(line.startswith("data: ") and "error" in line for line in lines)
+
+
+def test_a_browser_at_the_root_is_sent_to_the_dashboard(server: LlmhostServer) -> None:
+    page = httpx.get(f"{server.base_url}/", headers={"accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 307 and page.headers["location"] == "/ui/"
+    assert httpx.get(f"{server.base_url}/").text == "Ollama is running"  # what Ollama clients probe

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 
 from llmhost import __version__
 from llmhost.api.common import STREAM_HEADERS, collect, first_event, read_json, stream_response
@@ -33,8 +33,10 @@ def _service(request: Request) -> Service:
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
-async def root() -> Response:
-    """Ollama's liveness probe (also TGI's ``GET /``)."""
+async def root(request: Request) -> Response:
+    """Ollama's liveness probe (also TGI's ``GET /``); a browser is sent to the dashboard."""
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse("/ui/", status_code=307)
     return PlainTextResponse("Ollama is running")
 
 

@@ -4,6 +4,7 @@ SSE stream at 1 Hz. Every figure is measured; what is not known is null, never 0
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -226,10 +227,13 @@ async def events(request: Request) -> Response:
     """The dashboard snapshot once a second as SSE; ends when the client leaves."""
     service = _service(request)
 
+    stopping: asyncio.Event = request.app.state.stopping
+
     async def stream() -> AsyncIterator[bytes]:
-        while True:
+        while not stopping.is_set():  # an open dashboard tab must not hold up a shutdown
             yield b"data: " + orjson.dumps(dashboard(service)) + b"\n\n"
-            await asyncio.sleep(EVENT_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), EVENT_INTERVAL)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=STREAM_HEADERS)
 

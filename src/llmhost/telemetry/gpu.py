@@ -67,6 +67,8 @@ class Gpus(GpuBackend, GpuTelemetry, Protocol):
 
 
 class NoGpu:
+    error = "GPU telemetry is off (gpu_backend: none)"
+
     def memory(self) -> list[GpuMemory]:
         return []
 
