@@ -9,6 +9,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
@@ -27,6 +29,7 @@ from llmhost.api import vllm as vllm_routes
 from llmhost.api.common import dialect_for
 from llmhost.auth import KeyRing, presented_key
 from llmhost.config import Settings
+from llmhost.live_config import LiveConfig
 from llmhost.service import Service
 from llmhost.systemd import Notifier
 from llmhost.telemetry.monitor import CURRENT, Monitor, RequestContext
@@ -105,23 +108,28 @@ class AuthMiddleware:
                 self.keys.release(key)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> FastAPI:
+    """``config_path`` and ``overrides`` (the CLI flags) let the configuration be changed and reloaded live."""
     service = Service(settings)
+    live = LiveConfig(service, config_path, overrides or {})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         atexit.register(service.scheduler.kill_all_now)
         await service.start()
+        live.start_watching()
         try:
             yield
         finally:
             app.state.stopping.set()
+            await live.stop_watching()
             Notifier().stopping()
             await service.stop()
 
     app = FastAPI(title="llmhost", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.service = service
+    app.state.live = live
     app.state.stopping = asyncio.Event()  # set when shutdown starts: endless streams (SSE) end then
     app.add_middleware(AuthMiddleware, keys=service.keys)
     if settings.auth.cors_origins:

@@ -78,11 +78,15 @@ class Usage:
 
 class KeyRing:
     def __init__(self, settings: AuthSettings) -> None:
+        self.usage: dict[str, Usage] = {}
+        self.reload(settings)
+
+    def reload(self, settings: AuthSettings) -> None:
+        """Take new keys (live configuration); the usage of keys that stay is kept."""
         self.settings = settings
         self.keys: dict[str, KeySettings] = {}  # digest -> key
         for key in [*settings.keys, *load_key_file(settings.key_file)]:
             self.keys[key.digest()] = key
-        self.usage: dict[str, Usage] = {}
 
     @property
     def enabled(self) -> bool:

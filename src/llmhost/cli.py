@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -87,7 +88,9 @@ def serve(
         )
         raise typer.Exit(2)
     configure_logging(settings.log_level, settings.log_format, settings.log_file)
-    application = create_app(settings)
+    config_path = config or config_path_from_env()
+    overrides = {"host": host, "port": port}
+    application = create_app(settings, config_path if config_path.exists() else None, overrides)
     server = uvicorn.Server(
         uvicorn.Config(
             application,
@@ -109,6 +112,10 @@ async def _serve(server: Any, application: Any) -> None:
     notifier = Notifier()
     service = application.state.service
     tasks = [asyncio.create_task(_announce_shutdown(server, application.state.stopping))]
+    live = application.state.live
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGHUP, lambda: tasks.append(asyncio.create_task(live.reload("signal")))
+    )
     if notifier.enabled:
         tasks.append(asyncio.create_task(supervise(server, notifier, service.status_line)))
     try:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import asdict
 from typing import Any
 
 import psutil
+import yaml
 from fastapi import APIRouter, Request
 
 from llmhost.api.common import read_json
 from llmhost.config import ModelProfile
 from llmhost.engines.scheduler import ModelSlot, Scheduler
+from llmhost.live_config import ConfigRejected, LiveConfig, redact, redact_change
 from llmhost.service import Service
+from llmhost.telemetry.monitor import CURRENT
 from llmhost.types import InvalidRequest
 
 router = APIRouter(prefix="/admin")
@@ -155,3 +159,59 @@ async def runtime() -> dict[str, Any]:
         "open_files": len(process.open_files()),
         "connections": len(process.net_connections()),
     }
+
+
+# live configuration ---------------------------------------------------------------------------------
+
+
+def _live(request: Request) -> LiveConfig:
+    live: LiveConfig = request.app.state.live
+    return live
+
+
+def _who(request: Request) -> str:
+    context = CURRENT.get()
+    return context.key if context is not None and context.key else (request.client.host if request.client else "?")
+
+
+async def _document(request: Request) -> str:
+    body = await read_json(request)
+    if isinstance(body, dict) and isinstance(body.get("yaml"), str):
+        return str(body["yaml"])
+    if isinstance(body, dict) and isinstance(body.get("config"), dict):
+        return yaml.safe_dump(body["config"], sort_keys=False)
+    raise InvalidRequest('send {"yaml": "<config text>"} or {"config": {...}}')
+
+
+@router.get("/config")
+async def get_config(request: Request) -> dict[str, Any]:
+    """The configuration document (the file as it is) and whether it can be changed live."""
+    live = _live(request)
+    return {"yaml": redact(live.document()), "path": str(live.path) if live.path else None}
+
+
+@router.post("/config/validate")
+async def validate_config(request: Request) -> dict[str, Any]:
+    live = _live(request)
+    try:
+        live.validate(await _document(request))
+    except ConfigRejected as exc:
+        return {"valid": False, "errors": exc.message.split("; ")}
+    return {"valid": True, "errors": []}
+
+
+@router.post("/config/apply")
+async def apply_config(request: Request) -> dict[str, Any]:
+    change = await _live(request).apply(await _document(request), who=_who(request))
+    return redact_change(asdict(change))
+
+
+@router.get("/config/history")
+async def config_history(request: Request) -> dict[str, Any]:
+    return {"changes": [redact_change(change) for change in _live(request).history()]}
+
+
+@router.post("/config/rollback/{change_id}")
+async def rollback_config(request: Request, change_id: int) -> dict[str, Any]:
+    change = await _live(request).rollback(change_id, who=_who(request))
+    return redact_change(asdict(change))
