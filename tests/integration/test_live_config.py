@@ -133,3 +133,9 @@ def test_hot_reload_sighup_and_rollback(live: LlmhostServer) -> None:
     while ctx_of(live) != "1536" and time.monotonic() < deadline:
         time.sleep(0.3)
     assert ctx_of(live) == "1536" and live.proc.poll() is None
+
+
+def test_a_split_on_a_machine_without_gpus_is_refused_clearly(live: LlmhostServer) -> None:
+    answer = httpx.post(f"{live.base_url}/admin/models/{DEFAULT_MODEL}/split", json={"preset": "equal"})
+    assert answer.status_code == 400 and "no GPU detected" in answer.json()["error"]["message"]
+    assert "tensor_split" not in live.config_path.read_text()

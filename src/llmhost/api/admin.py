@@ -17,6 +17,7 @@ from llmhost.config import ModelProfile
 from llmhost.engines.scheduler import ModelSlot, Scheduler
 from llmhost.live_config import ConfigRejected, LiveConfig, redact, redact_change
 from llmhost.service import Service
+from llmhost.split import plan
 from llmhost.telemetry.monitor import CURRENT
 from llmhost.types import InvalidRequest
 
@@ -215,3 +216,20 @@ async def config_history(request: Request) -> dict[str, Any]:
 async def rollback_config(request: Request, change_id: int) -> dict[str, Any]:
     change = await _live(request).rollback(change_id, who=_who(request))
     return redact_change(asdict(change))
+
+
+@router.post("/models/{model:path}/split")
+async def split_model(request: Request, model: str) -> dict[str, Any]:
+    """Split a model across GPUs by a preset (equal, total, free, custom, single), applied live."""
+    service = _service(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest('send {"preset": "equal|total|free|custom|single", "gpus": [..], "ratios": [..]}')
+    gpus = await asyncio.to_thread(service.scheduler.gpus.memory)
+    split = plan(body.get("preset", "equal"), gpus, body.get("gpus"), body.get("ratios"), body.get("mode", "layer"))
+    live = _live(request)
+    document = yaml.safe_load(live.document()) or {}
+    name = service.catalog.get(model).name
+    document.setdefault("models", {}).setdefault(name, {}).update(split.profile_fields())
+    change = await live.apply(yaml.safe_dump(document, sort_keys=False), who=_who(request))
+    return {"split": split.profile_fields(), "change": redact_change(asdict(change))}
