@@ -39,3 +39,13 @@ def test_llmhost_config_of_the_deployment_loads() -> None:
     kinds = {provider.name: (provider.kind, provider.base_url) for provider in settings.providers}
     assert kinds == {"vllm": ("vllm", "http://vllm:8000"), "ollama": ("ollama", "http://ollama:11434")}
     assert settings.port == 11436
+
+
+def test_the_plain_docker_deployment() -> None:
+    docker = DEPLOY.parent / "docker"
+    service = yaml.safe_load((docker / "compose.yaml").read_text())["services"]["llmhost"]
+    assert service["ports"] == ["127.0.0.1:11436:11436"]
+    assert service["healthcheck"]["test"][-1] == "http://localhost:11436/health"
+    assert ((docker / service["build"]["context"]).resolve() / "Dockerfile").is_file()
+    assert "--insecure" in service["command"]  # published on loopback only, as the file explains
+    assert load_settings(docker / "llmhost.yaml").host == "0.0.0.0"
