@@ -147,7 +147,8 @@ class Engine:
 
     def crashed(self) -> bool:
         """The process is gone, or going: a request that failed to reach it may be retried."""
-        return self.process is None or self.process.exited.is_set() or self.state != State.READY
+        process = self.process
+        return process is None or process.exited.is_set() or self.state != State.READY or process.defunct()
 
     async def wait_exit(self, timeout: float) -> None:
         if self.process is not None:

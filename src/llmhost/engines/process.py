@@ -135,6 +135,10 @@ class ChildProcess:
             return f"killed by {signal.Signals(-code).name}"
         return f"exited with code {code}"
 
+    def defunct(self) -> bool:
+        """Dead but not yet reaped (or gone): true before ``exited`` is set when the watcher lags behind."""
+        return self.pid is not None and not self.exited.is_set() and _defunct(self.pid)
+
     def tail(self, n: int = 12) -> list[str]:
         return list(self.lines)[-n:]
 
@@ -185,6 +189,15 @@ class ChildProcess:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def _defunct(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
 
 
 def reap_orphans(pid_dir: Path) -> list[int]:
