@@ -44,6 +44,8 @@ def configure_logging(
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(level.upper())
+    for chatty in ("httpx", "httpcore"):  # one line per engine request and scrape: only at debug
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -53,6 +54,7 @@ from llmhost.upstream import UpstreamClient
 log = structlog.get_logger(__name__)
 
 RESTART_WAIT = 2.0  # seconds to let a dying engine finish exiting before it is started again
+DEATH_NOTICE = 0.5  # seconds a refused connection may precede the engine's exit becoming visible
 
 
 class Service:
@@ -359,9 +361,15 @@ async def without_reasoning(events: AsyncIterator[StreamEvent]) -> AsyncIterator
 
 
 async def _retry_after_crash(engine: Engine, attempt: int, model: str) -> bool:
-    """A first attempt that failed because the engine died may run again once the engine has exited."""
-    if attempt > 1 or not engine.crashed():
+    """A first attempt that failed because the engine died may run again once the engine has exited. A refused
+    connection can come a moment before the dying process shows as dead: give it that moment."""
+    if attempt > 1:
         return False
+    deadline = time.monotonic() + DEATH_NOTICE
+    while not engine.crashed():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
     log.warning("engine gone before the request started; restarting it", model=model)
     await engine.wait_exit(RESTART_WAIT)
     return True

@@ -72,7 +72,7 @@ class Engine:
         """Start the engine if needed; concurrent callers share one load."""
         if self.state == State.READY and self.client is not None:
             assert self.process is not None
-            if not self.process.exited.is_set():
+            if not self.process.exited.is_set() and not self.process.defunct():
                 return self.client
             self._mark_crashed(self.process)  # died before its watcher ran: this request restarts it
         if self._load is None or self._load.done():
