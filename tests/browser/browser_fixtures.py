@@ -14,13 +14,15 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwr
 from conftest import LlmhostServer
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync driver runs an event loop in this thread while it is open, and every
+# asyncio test after it would find that loop running.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium", pytrace=False)
