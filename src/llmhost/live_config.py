@@ -70,7 +70,8 @@ class LiveConfig:
         self.overrides = overrides  # CLI flags: they keep precedence over the file, as at startup
         self.history_path = service.settings.data_dir / "config-history.jsonl"
         self._lock = asyncio.Lock()
-        self._document = self._read_document()
+        self._document = self._read_document()  # the document in force: the baseline for every change
+        self._refused: str | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     # reading ----------------------------------------------------------------------------------------
@@ -202,12 +203,12 @@ class LiveConfig:
         if self.path is None:
             return None
         document = await asyncio.to_thread(self._read_file)
-        if document == self._document:
-            return None
+        if document == self._document or document == self._refused or not document.strip():
+            return None  # unchanged, already refused, or caught half-written (empty)
         try:
             return await self.apply(document, who="file", source=source)
         except LlmhostError as exc:
-            self._document = document  # reported and recorded once, not again every second
+            self._refused = document  # reported and recorded once, not again at every look
             log.warning("configuration file not applied", error=exc.message)
             return None
 
