@@ -31,12 +31,17 @@ def parse_duration(value: object, param: str = "keep_alive") -> float | None:
     parts = PART.findall(body)
     if not body or "".join(n + u for n, u in parts) != body:
         raise InvalidRequest(f"{param}: {value!r} is not a duration such as '5m', '1h30m' or seconds", param=param)
-    return sign * sum(float(number) * UNITS[unit] for number, unit in parts)
+    return _finite(sign * sum(float(number) * UNITS[unit] for number, unit in parts), value, param)
+
+
+MAX_SECONDS = 2**63 / 1e9  # Go's time.Duration limit (about 292 years), which Ollama enforces too
 
 
 def _finite(seconds: float, value: object, param: str) -> float:
-    if not math.isfinite(seconds):
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
         raise InvalidRequest(
-            f"{param}: {value!r} is not a finite duration; use a negative value for forever", param=param
+            f"{param}: {value!r} is not a duration llmhost can keep (at most about 292 years); "
+            "use a negative value for forever",
+            param=param,
         )
     return seconds

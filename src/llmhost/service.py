@@ -42,6 +42,7 @@ from llmhost.types import (
     EmbedRequest,
     EngineUnavailable,
     InvalidRequest,
+    LlmhostError,
     ModelNotFound,
     Overloaded,
     ReasoningDelta,
@@ -117,8 +118,16 @@ class Service:
                 f"stop one of {', '.join(slot.name for slot in running)} first",
                 code="engine_cap",
             )
+        previous = self.overrides.get(entry.name)
         self.overrides[entry.name] = profile
-        return await self.scheduler.load(entry, profile)
+        try:
+            return await self.scheduler.load(entry, profile)
+        except LlmhostError:
+            if previous is None:  # the model goes back to its configured profile, ready for the next request
+                self.overrides.pop(entry.name, None)
+            else:
+                self.overrides[entry.name] = previous
+            raise
 
     async def stop_engine(self, name: str) -> bool:
         entry = self.catalog.get(name)

@@ -128,9 +128,11 @@ async def embed(request: Request) -> Response:
 @router.post("/api/embeddings")
 async def embeddings(request: Request) -> Response:
     req = ollama.parse_embeddings(await read_json(request))
+    service = _service(request)
     if not req.inputs:
+        await service.load(req.model, req.keep_alive)  # as Ollama: loads the model, and a wrong name is a 404
         return ORJSONResponse({"embedding": []})
-    result = await _service(request).embed(req)
+    result = await service.embed(req)
     return ORJSONResponse({"embedding": result.vectors[0]})
 
 
@@ -257,6 +259,8 @@ async def ps(request: Request) -> Response:
 @router.post("/api/copy")
 async def copy(request: Request) -> Response:
     body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ollama.InvalidRequest("The request body must be a JSON object.")
     source, destination = body.get("source"), body.get("destination")
     if not isinstance(source, str) or not isinstance(destination, str) or not source or not destination:
         raise ollama.InvalidRequest("source and destination are required")

@@ -118,7 +118,10 @@ class Scheduler:
     async def _admit(self, slot: ModelSlot) -> None:
         if slot.draining is not None:
             await slot.draining.wait()
-        if slot.slots.locked() and slot.waiting >= self.settings.scheduler.queue_size:
+        if not slot.slots.locked():
+            await slot.slots.acquire()  # a free slot is taken at once, without suspending
+            return
+        if slot.waiting >= self.settings.scheduler.queue_size:
             raise Overloaded(
                 f"{slot.name}: all {slot.profile.parallel} slots are busy and {slot.waiting} requests are queued",
                 code="queue_full",

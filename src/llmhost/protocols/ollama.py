@@ -303,6 +303,9 @@ def parse_options(options: Mapping[str, Any] | None) -> Sampling:
     )
 
 
+INT32 = 2**31  # engines take 32-bit integers; bigger ones would wrap or fail to serialise
+
+
 def _typed_option(key: str, value: Any) -> Any:
     kind = OPTION_TYPES[key]
     if value is None:
@@ -315,9 +318,11 @@ def _typed_option(key: str, value: Any) -> Any:
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         if kind == _FLOAT:
             return float(value)
-        if float(value).is_integer():
+        if float(value).is_integer() and -INT32 <= value < INT32:
             return int(value)
     type_name = "array of strings" if kind == _LIST else kind
+    if kind == _INT:
+        type_name = f"integer (between {-INT32} and {INT32 - 1})"
     raise InvalidRequest(f'option "{key}" must be of type {type_name}')
 
 

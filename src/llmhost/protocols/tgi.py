@@ -60,13 +60,13 @@ class WireParameters(Wire):
     do_sample: bool = False  # when the whole ``parameters`` object is absent TGI samples: see parse_generate
     frequency_penalty: float | None = None
     grammar: WireGrammar | None = None
-    max_new_tokens: int | None = None
+    max_new_tokens: int | None = Field(None, lt=2**31)
     repetition_penalty: float | None = None
     return_full_text: bool | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, lt=2**63)
     stop: list[str] = Field(default_factory=list)
     temperature: float | None = None
-    top_k: int | None = None
+    top_k: int | None = Field(None, lt=2**31)
     top_n_tokens: int | None = None
     top_p: float | None = None
     truncate: int | None = None
