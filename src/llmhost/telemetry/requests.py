@@ -100,12 +100,13 @@ class RequestRecord:
 
     @property
     def tokens_per_second(self) -> float | None:
-        """The rate the client received tokens: (tokens - 1) / (last - first output), measured here; the
-        engine's own decode speed only when too few chunks were seen to measure it."""
+        """The engine's own generation speed when it reported one; else (tokens - 1) / (last - first output)."""
+        if self.engine_tokens_per_second is not None:
+            return self.engine_tokens_per_second
         tokens, first, last = self.completion_tokens, self.t_first_token, self.t_last_output
-        if tokens is not None and tokens >= 2 and first is not None and last is not None and last > first:
-            return (tokens - 1) / (last - first)
-        return self.engine_tokens_per_second
+        if tokens is None or tokens < 2 or first is None or last is None or last <= first:
+            return None
+        return (tokens - 1) / (last - first)
 
     def summary(self) -> RequestSummary:
         return RequestSummary(
