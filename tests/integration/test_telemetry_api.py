@@ -67,7 +67,9 @@ def total(samples: dict[str, float], name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A service of its own, so every count below belongs to this module's workload."""
-    running = start_server(tmp_path_factory.mktemp("telemetry"))
+    # reasoning off: the <think> splitter holds back the first chunks, which would bias the client's own timing
+    profile = {"parallel": 2, "ctx": 2048, "threads": 1, "reasoning": "off"}
+    running = start_server(tmp_path_factory.mktemp("telemetry"), models={DEFAULT_MODEL: profile})
     try:
         yield running
     finally:
