@@ -22,23 +22,13 @@ import yaml
 from pydantic import ValidationError
 
 from llmhost.config import AuthSettings, KeySettings
-from llmhost.types import LlmhostError, Overloaded
+from llmhost.types import Overloaded, PermissionDenied, Unauthorized
 
 WINDOW = 60.0  # seconds behind "per minute"
 OPEN_PATHS = frozenset({"/", "/health", "/version"})  # liveness probes stay open (GET and HEAD only)
 OPEN_PREFIXES = ("/ui",)  # the dashboard's pages hold no data; what they fetch and post needs the key
 ADMIN_PREFIXES = ("/admin/",)
 ADMIN_PATHS = frozenset({"/api/copy", "/api/delete", "/api/pull"})  # they change what the service holds
-
-
-class Unauthorized(LlmhostError):
-    status = 401
-    kind = "invalid_request"
-
-
-class Forbidden(LlmhostError):
-    status = 403
-    kind = "invalid_request"
 
 
 def new_key() -> str:
@@ -118,7 +108,7 @@ class KeyRing:
                 "Incorrect API key provided" if presented else "An API key is required", code="invalid_api_key"
             )
         if (path.startswith(ADMIN_PREFIXES) or path in ADMIN_PATHS) and not key.admin:
-            raise Forbidden(f"the key {key.name!r} is not an admin key", code="admin_required")
+            raise PermissionDenied(f"the key {key.name!r} is not an admin key", code="admin_required")
         return key
 
     def admit(self, key: KeySettings, now: float | None = None) -> None:
@@ -148,7 +138,7 @@ class KeyRing:
 
     def check_model(self, key: KeySettings | None, model: str) -> None:
         if key is not None and key.models and not any(fnmatch.fnmatchcase(model, p) for p in key.models):
-            raise Forbidden(
+            raise PermissionDenied(
                 f"the key {key.name!r} may not use the model {model!r}", param="model", code="model_forbidden"
             )
 

@@ -263,6 +263,13 @@ class EngineFailed(LlmhostError):
     kind = "engine_error"
 
 
+class Unauthorized(LlmhostError):
+    """No API key, or one that matches none."""
+
+    status = 401
+    kind = "invalid_request"
+
+
 class PermissionDenied(LlmhostError):
     """The request is understood but llmhost will not do it (e.g. delete a file it does not own)."""
 
