@@ -20,7 +20,7 @@ from conftest import DEFAULT_MODEL, LlmhostServer, shutdown_and_check, start_ser
 pytestmark = pytest.mark.integration
 
 STORY = [{"role": "user", "content": "Tell me a story."}]
-TOKENS = 48
+TOKENS = 128  # long enough that the jitter of the first and last chunk stays well under 2 %
 
 
 def stream_chat(base_url: str) -> dict[str, Any]:
@@ -78,10 +78,10 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_client_counts_and_speed_agree_with_metrics_and_json(observed: LlmhostServer) -> None:
     before = scrape(observed.base_url)
-    runs = [stream_chat(observed.base_url) for _ in range(4)]
+    runs = [stream_chat(observed.base_url) for _ in range(3)]
     client_tokens = sum(run["usage"]["completion_tokens"] for run in runs)
     client_prompt = sum(run["usage"]["prompt_tokens"] for run in runs)
-    assert client_tokens == 4 * TOKENS
+    assert client_tokens == 3 * TOKENS
 
     for run in runs:  # per request: the tracker's speed is the client's within 2 %
         progress = httpx.get(f"{observed.base_url}/api/progress/{run['id']}").json()
@@ -95,7 +95,7 @@ def test_client_counts_and_speed_agree_with_metrics_and_json(observed: LlmhostSe
         assert total(after, name, **label) - total(before, name, **label) == client_tokens, name
     assert total(after, "llmhost_prompt_tokens_total") - total(before, "llmhost_prompt_tokens_total") == client_prompt
     done = total(after, "llmhost_requests_total", dialect="openai", status="done")
-    assert done - total(before, "llmhost_requests_total", dialect="openai", status="done") == 4
+    assert done - total(before, "llmhost_requests_total", dialect="openai", status="done") == 3
 
     apis = httpx.get(f"{observed.base_url}/api/metrics/apis").json()
     openai_row = next(row for row in apis["dialects"] if row["key"] == "openai")

@@ -61,11 +61,11 @@ PASSAGES: tuple[str, ...] = (
     "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of "
     "a wife. However little known the feelings or views of such a man may be on his first entering a neighbourhood, "
     "this truth is so well fixed in the minds of the surrounding families, that he is considered as the rightful "
-    "property of some one or other of their daughters. \"My dear Mr. Bennet,\" said his lady to him one day, \"have "
-    "you heard that Netherfield Park is let at last?\" Mr. Bennet replied that he had not. \"But it is,\" returned "
-    "she; \"for Mrs. Long has just been here, and she told me all about it.\" Mr. Bennet made no answer. \"Do not "
-    "you want to know who has taken it?\" cried his wife impatiently. \"You want to tell me, and I have no "
-    "objection to hearing it.\" This was invitation enough.",
+    'property of some one or other of their daughters. "My dear Mr. Bennet," said his lady to him one day, "have '
+    'you heard that Netherfield Park is let at last?" Mr. Bennet replied that he had not. "But it is," returned '
+    'she; "for Mrs. Long has just been here, and she told me all about it." Mr. Bennet made no answer. "Do not '
+    'you want to know who has taken it?" cried his wife impatiently. "You want to tell me, and I have no '
+    'objection to hearing it." This was invitation enough.',
     # The Declaration of Independence (preamble)
     "When in the Course of human events, it becomes necessary for one people to dissolve the political bands which "
     "have connected them with another, and to assume among the powers of the earth, the separate and equal station "
