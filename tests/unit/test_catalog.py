@@ -26,11 +26,7 @@ STORE_ENV = ("OLLAMA_MODELS", "HF_HUB_CACHE", "HF_HOME")
 
 def real_model_path() -> Path:
     explicit = os.environ.get("LLMHOST_TEST_MODEL")
-    path = (
-        Path(explicit)
-        if explicit
-        else Path(platformdirs.user_data_dir("llmhost")) / "models" / DEFAULT_MODEL_FILE
-    )
+    path = Path(explicit) if explicit else Path(platformdirs.user_data_dir("llmhost")) / "models" / DEFAULT_MODEL_FILE
     if not path.is_file():
         pytest.fail(f"the default model is missing at {path}: run `make test` (or set LLMHOST_TEST_MODEL)")
     return path
@@ -213,9 +209,7 @@ def test_untagged_config_name_matches_latest(tmp_path: Path, local_models: Path)
     assert catalog.get("plain:latest").name == "plain"
 
 
-@pytest.mark.parametrize(
-    "name", ["../../etc/passwd", "/etc/passwd", "a/../b", "..", "x\x00y", "", "C:\\x", "~/x"]
-)
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "a/../b", "..", "x\x00y", "", "C:\\x", "~/x"])
 def test_get_rejects_path_like_names(tmp_path: Path, local_models: Path, name: str) -> None:
     catalog = Catalog(make_settings(tmp_path))
     catalog.scan()
@@ -457,10 +451,7 @@ def test_hf_cache_names_and_newest_snapshot(hf_hub: Path, tmp_path: Path) -> Non
     ]
     smol = catalog.get("hf.co/org/repo:Q4_1")
     assert smol.source == "huggingface"
-    assert (
-        smol.path
-        == hf_hub / "models--org--repo" / "snapshots" / "1111new" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    )
+    assert smol.path == hf_hub / "models--org--repo" / "snapshots" / "1111new" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert smol.size == real_model_path().stat().st_size
     assert smol.meta is not None and smol.meta.quantization == "Q4_1" and smol.meta.has_chat_template
 

@@ -14,11 +14,7 @@ from llmhost.models.gguf_meta import GgufMeta, read_gguf_meta
 
 def real_model_path() -> Path:
     explicit = os.environ.get("LLMHOST_TEST_MODEL")
-    path = (
-        Path(explicit)
-        if explicit
-        else Path(platformdirs.user_data_dir("llmhost")) / "models" / DEFAULT_MODEL_FILE
-    )
+    path = Path(explicit) if explicit else Path(platformdirs.user_data_dir("llmhost")) / "models" / DEFAULT_MODEL_FILE
     if not path.is_file():
         pytest.fail(f"the default model is missing at {path}: run `make test` (or set LLMHOST_TEST_MODEL)")
     return path

@@ -67,9 +67,7 @@ def test_configured_engine_not_executable(settings: Settings, tmp_path: Path) ->
         installer.resolve_engine(settings)
 
 
-def test_installed_engine_before_path(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_installed_engine_before_path(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_script(tmp_path / "bin" / "llama-server")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     built = make_script(installer.build_plan(settings).binary)
@@ -110,9 +108,7 @@ def test_cmake_args_get_their_own_dirs(settings: Settings) -> None:
     cpu = installer.build_plan(settings, env={"CMAKE_ARGS": "  "})
     cuda = installer.build_plan(settings, env={"CMAKE_ARGS": "-DGGML_CUDA=on"})
     cuda_spaced = installer.build_plan(settings, env={"CMAKE_ARGS": "  -DGGML_CUDA=on "})
-    cuda_arch = installer.build_plan(
-        settings, env={"CMAKE_ARGS": "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=86"}
-    )
+    cuda_arch = installer.build_plan(settings, env={"CMAKE_ARGS": "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=86"})
     digest = installer.args_hash(["-DGGML_CUDA=on"])
     assert digest is not None and len(digest) == 8
     assert cpu.build_dir.name == "build"
