@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import yaml
 
+from llmhost.auth import KeyRing
 from llmhost.config import ConfigError, Settings, load_settings
 from llmhost.types import InvalidRequest, LlmhostError
 
@@ -92,6 +93,10 @@ class LiveConfig:
         frozen = [name for name in RESTART_FIELDS if getattr(edited, name) != getattr(current, name)]
         if frozen:
             raise ConfigRejected(f"these settings need a restart of llmhost: {', '.join(frozen)}")
+        try:
+            KeyRing(settings.auth)  # the key file and key_env variables are read now, not halfway through an apply
+        except ValueError as exc:
+            raise ConfigRejected(f"auth: {exc}") from None
         return settings
 
     def _load(self, document: str, overrides: dict[str, Any]) -> Settings:

@@ -139,3 +139,10 @@ def test_a_split_on_a_machine_without_gpus_is_refused_clearly(live: LlmhostServe
     answer = httpx.post(f"{live.base_url}/admin/models/{DEFAULT_MODEL}/split", json={"preset": "equal"})
     assert answer.status_code == 400 and "no GPU detected" in answer.json()["error"]["message"]
     assert "tensor_split" not in live.config_path.read_text()
+
+
+def test_keys_that_cannot_be_read_are_refused_before_anything_changes(live: LlmhostServer) -> None:
+    config = document(live) | {"auth": {"keys": [{"name": "x", "key_env": "LLMHOST_TEST_UNSET_KEY_VARIABLE"}]}}
+    refused = apply(live, config)
+    assert refused.status_code == 400 and "LLMHOST_TEST_UNSET_KEY_VARIABLE" in refused.json()["error"]["message"]
+    chat(live)  # still open: the keys were not taken
