@@ -16,15 +16,15 @@ import json
 import math
 import sqlite3
 import statistics
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from llmhost.database import Database
 from llmhost.telemetry.requests import RequestState, RequestSummary
 from llmhost.telemetry.series import Point
 
@@ -129,17 +129,12 @@ class RequestAggregate:
 
 class TelemetryStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = Database(path)
         try:
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except BaseException:
-            self._conn.close()
+            self._db.close()
             raise
 
     @property
@@ -147,8 +142,7 @@ class TelemetryStore:
         return int(self._read("PRAGMA user_version")[0][0])
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     # writing ---------------------------------------------------------------------------------------------
 
@@ -264,20 +258,11 @@ class TelemetryStore:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction()
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._db.query(sql, params)
 
 
 def downsample(conn: sqlite3.Connection, source: int, target: int, now: float) -> None:
