@@ -165,9 +165,9 @@ def test_generate_stream_and_whole_answer() -> None:
     stream = ollama.OllamaStream("m", "generate", started=0.0)
     assert strip_times(lines(stream.event(TextDelta("a")) or b"")[0]) == {"model": "m", "response": "a", "done": False}
     whole = ollama.OllamaStream("m", "generate", started=0.0)
-    for event in (ReasoningDelta("r"), TextDelta("a"), TextDelta("b")):
-        whole.add(event)
-    body = strip_times(whole.whole(Done("length", Usage(1, 2))))
+    for event in (ReasoningDelta("r"), TextDelta("a"), TextDelta("b"), Done("length", Usage(1, 2))):
+        whole.gathered.add(event)
+    body = strip_times(whole.whole())
     assert body == {
         "model": "m",
         "response": "ab",

@@ -20,7 +20,7 @@ from llmhost.models.gguf_header import read_header
 from llmhost.models.names import validate_model_name
 from llmhost.protocols import ollama
 from llmhost.service import Service
-from llmhost.types import ChatRequest, LlmhostError, ModelNotFound, StreamEvent
+from llmhost.types import ChatRequest, LlmhostError, ModelNotFound
 
 router = APIRouter()
 MIB = 1024 * 1024
@@ -72,24 +72,10 @@ async def _generate(request: Request, req: Any, generation: ollama.Generation, k
     stream.load_seconds = service.load_seconds(req.model, started_unix)
     if generation.stream:
         return stream_response(first, events, stream.event, stream.error, media_type=NDJSON)
-    done = await _gather(request, stream, first, events)
-    return ORJSONResponse(stream.whole(done))
-
-
-async def _gather(
-    request: Request, stream: ollama.OllamaStream, first: StreamEvent | None, events: AsyncIterator[StreamEvent]
-) -> Any:
-    finished: list[Any] = []
-
-    def sink(event: StreamEvent) -> None:
-        stream.add(event)
-        if not isinstance(event, ollama.TextDelta | ollama.ReasoningDelta | ollama.ToolCallDelta):
-            finished.append(event)
-
     if first is not None:
-        sink(first)
-    await collect(request, events, sink)
-    return finished[-1] if finished else ollama.Done("stop")
+        stream.gathered.add(first)
+    await collect(request, events, stream.gathered.add)
+    return ORJSONResponse(stream.whole())
 
 
 def _single(payload: dict[str, Any], streamed: bool) -> Response:

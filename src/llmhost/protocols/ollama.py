@@ -17,7 +17,7 @@ import orjson
 from pydantic import Field
 
 from llmhost.durations import parse_duration
-from llmhost.protocols.openai import Wire, validate_wire
+from llmhost.protocols.openai import Accumulator, Wire, validate_wire
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
@@ -388,9 +388,7 @@ class OllamaStream:
         self.kind = kind
         self.started = started
         self.load_seconds = 0.0
-        self.calls: dict[int, dict[str, str]] = {}
-        self.text: list[str] = []
-        self.thinking: list[str] = []
+        self.gathered = Accumulator()  # the whole answer when not streamed; the tool calls when streamed
 
     def _object(self, content: str, thinking: str | None = None, **extra: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "created_at": now_rfc3339()}
@@ -408,27 +406,16 @@ class OllamaStream:
         body.update(extra)
         return body
 
-    def add(self, event: StreamEvent) -> None:
-        """Gather an event for a non-streamed answer (or the tool calls of a streamed one)."""
-        if isinstance(event, TextDelta):
-            self.text.append(event.text)
-        elif isinstance(event, ReasoningDelta):
-            self.thinking.append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            call = self.calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
-            call["id"] = event.id or call["id"]
-            call["name"] = event.name or call["name"]
-            call["arguments"] += event.arguments
-
     def event(self, event: StreamEvent) -> bytes | None:
         if isinstance(event, TextDelta):
             return ndjson(self._object(event.text, done=False)) if event.text else None
         if isinstance(event, ReasoningDelta):
             return ndjson(self._object("", event.text, done=False))
         if isinstance(event, ToolCallDelta):
-            self.add(event)
+            self.gathered.add(event)
             return None
-        head = ndjson(self._object("", tool_calls=tool_calls_wire(self.calls), done=False)) if self.calls else b""
+        calls = self.gathered.tool_calls
+        head = ndjson(self._object("", tool_calls=tool_calls_wire(calls), done=False)) if calls else b""
         return head + ndjson(self.final(event, ""))
 
     def final(self, done: Done, content: str, thinking: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -442,10 +429,11 @@ class OllamaStream:
             **metrics(done, total, self.load_seconds),
         )
 
-    def whole(self, done: Done) -> dict[str, Any]:
-        """The non-streamed answer from everything ``add`` gathered."""
-        extra = {"tool_calls": tool_calls_wire(self.calls)} if self.calls else {}
-        return self.final(done, "".join(self.text), "".join(self.thinking) or None, **extra)
+    def whole(self) -> dict[str, Any]:
+        """The non-streamed answer from everything ``gathered`` holds."""
+        acc = self.gathered
+        extra = {"tool_calls": tool_calls_wire(acc.tool_calls)} if acc.tool_calls else {}
+        return self.final(acc.done or Done("stop"), "".join(acc.text), "".join(acc.reasoning) or None, **extra)
 
     def load_answer(self, reason: Literal["load", "unload"]) -> dict[str, Any]:
         return self._object("", done=True, done_reason=reason)
