@@ -25,6 +25,7 @@ from llmhost.api import ollama as ollama_routes
 from llmhost.api import openai as openai_routes
 from llmhost.api import telemetry as telemetry_routes
 from llmhost.api import tgi as tgi_routes
+from llmhost.api import tuning as tuning_routes
 from llmhost.api import vllm as vllm_routes
 from llmhost.api.common import dialect_for
 from llmhost.auth import KeyRing, presented_key
@@ -33,6 +34,7 @@ from llmhost.live_config import LiveConfig
 from llmhost.service import Service
 from llmhost.systemd import Notifier
 from llmhost.telemetry.monitor import CURRENT, Monitor, RequestContext
+from llmhost.tuner.manager import TuningManager
 from llmhost.types import LlmhostError
 
 
@@ -112,16 +114,19 @@ def create_app(settings: Settings, config_path: Path | None = None, overrides: d
     """``config_path`` and ``overrides`` (the CLI flags) let the configuration be changed and reloaded live."""
     service = Service(settings)
     live = LiveConfig(service, config_path, overrides or {})
+    tuning = TuningManager(service, live)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         atexit.register(service.scheduler.kill_all_now)
         await service.start()
         live.start_watching()
+        await tuning.start()
         try:
             yield
         finally:
             app.state.stopping.set()
+            await tuning.stop()
             await live.stop_watching()
             Notifier().stopping()
             await service.stop()
@@ -130,6 +135,7 @@ def create_app(settings: Settings, config_path: Path | None = None, overrides: d
     app.state.settings = settings
     app.state.service = service
     app.state.live = live
+    app.state.tuning = tuning
     app.state.stopping = asyncio.Event()  # set when shutdown starts: endless streams (SSE) end then
     app.add_middleware(AuthMiddleware, keys=service.keys)
     if settings.auth.cors_origins:
@@ -144,6 +150,7 @@ def create_app(settings: Settings, config_path: Path | None = None, overrides: d
     app.include_router(vllm_routes.router)
     app.include_router(tgi_routes.router)
     app.include_router(telemetry_routes.router)
+    app.include_router(tuning_routes.router)
     app.include_router(dashboard_routes.router)
 
     @app.get("/health")

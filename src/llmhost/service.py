@@ -31,9 +31,8 @@ from llmhost.protocols import openai
 from llmhost.providers import Provider, ProviderPool
 from llmhost.reasoning import split_reasoning
 from llmhost.targets import LOCAL, Targets
-from llmhost.telemetry.gpu import Gpus, NoGpu
+from llmhost.telemetry.backends import make_gpus
 from llmhost.telemetry.monitor import CURRENT, EngineEndpoint, Monitor
-from llmhost.telemetry.nvml import NvmlBackend
 from llmhost.types import (
     ChatRequest,
     CompletionRequest,
@@ -62,7 +61,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.catalog = Catalog(settings)
-        gpus: Gpus = NvmlBackend() if settings.gpu_backend == "nvml" else NoGpu()
+        gpus = make_gpus(settings)
         self.scheduler = Scheduler(settings, resolve_engine(settings), gpus)
         self.monitor = Monitor(settings, gpus)
         self.overrides: dict[str, ModelProfile] = {}  # profiles set from the engine manager, until stopped

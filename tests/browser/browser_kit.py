@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
 ]
 SHOTS = Path(os.environ.get("LLMHOST_SHOTS", "/tmp/shots"))
 VIEWPORT = {"width": 1400, "height": 1000}
-PAGES = ["", "gpus", "models", "engines", "apis", "config", "optimize", "benchmarks"]
+PAGES = ["", "gpus", "models", "engines", "apis", "config", "optimize", "benchmarks", "tuning"]
 SECOND = "second-smol"  # the default model's file under a second name: two models without a second download
 
 

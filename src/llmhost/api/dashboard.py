@@ -53,6 +53,7 @@ PAGES = (
     Page("config", "Config", "config.html"),
     Page("optimize", "Optimization", "optimize.html"),
     Page("benchmarks", "Benchmarks", "benchmarks.html"),
+    Page("tuning", "Tuning", "tuning.html"),
 )
 PAGE = {page.slug: page for page in PAGES}
 
@@ -162,3 +163,8 @@ async def optimize(request: Request) -> Response:
 @router.get("/benchmarks")
 async def benchmarks(request: Request) -> Response:
     return render(request, PAGE["benchmarks"])
+
+
+@router.get("/tuning")
+async def tuning(request: Request) -> Response:
+    return render(request, PAGE["tuning"])
