@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhost import __version__
 from llmhost.api import admin, errors
+from llmhost.api import advisor as advisor_routes
 from llmhost.api import dashboard as dashboard_routes
 from llmhost.api import ollama as ollama_routes
 from llmhost.api import openai as openai_routes
@@ -151,6 +152,7 @@ def create_app(settings: Settings, config_path: Path | None = None, overrides: d
     app.include_router(tgi_routes.router)
     app.include_router(telemetry_routes.router)
     app.include_router(tuning_routes.router)
+    app.include_router(advisor_routes.router)
     app.include_router(dashboard_routes.router)
 
     @app.get("/health")

@@ -17,6 +17,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from llmhost.advisor.cli import advise_command
 from llmhost.bench.cli import bench_app
 from llmhost.config import ConfigError, Settings, config_path_from_env, load_settings
 from llmhost.tuner.cli import tune_app
@@ -28,6 +29,7 @@ config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
 app.add_typer(tune_app, name="tune")
+app.command("advise")(advise_command)
 console = Console()
 # Piped output (scripts, tests) must not be wrapped at 80 columns.
 table_console = console if console.is_terminal else Console(width=240)

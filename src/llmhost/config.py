@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from llmhost.telemetry.fake_gpus import RIGS, FakeGpu
+
 APP_NAME = "llmhost"
 DEFAULT_PORT = 11436
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -123,6 +125,23 @@ class SchedulerSettings(Strict):
     )
 
 
+class ApiPrice(Strict):
+    """A hosted API's list price per million tokens, to compare with the cost of serving here."""
+
+    input_per_m: float = Field(ge=0)
+    output_per_m: float = Field(ge=0)
+
+
+class AdvisorSettings(Strict):
+    electricity_price_per_kwh: float | None = Field(
+        None, ge=0, description="your electricity price; with GPU power and measured tok/s it gives cost per M tokens"
+    )
+    currency: str = Field("USD", min_length=1, max_length=8)
+    api_prices: dict[str, ApiPrice] = Field(
+        default_factory=dict, description="hosted APIs to compare against, price per million tokens"
+    )
+
+
 class KeySettings(Strict):
     """One API key, stored as its digest (``llmhost keys add NAME`` makes a key and prints this entry)."""
 
@@ -224,7 +243,13 @@ class Settings(BaseSettings):
     )
     default_model: str | None = Field(None, description="default: the first model of the catalog")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    gpu_backend: Literal["nvml", "none"] = Field("nvml", description="nvml: NVIDIA GPUs (none found is fine)")
+    gpu_backend: Literal["nvml", "none", "fake"] = Field(
+        "nvml", description="nvml: NVIDIA GPUs (none found is fine); fake: the GPUs described by fake_gpus"
+    )
+    fake_gpus: str | list[FakeGpu] | None = Field(
+        None, description=f"with gpu_backend: fake, a rig ({', '.join(RIGS)}) or a list of GPUs; default 2x24gb"
+    )
+    advisor: AdvisorSettings = Field(default_factory=AdvisorSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     defaults: ModelProfile = Field(default_factory=ModelProfile, description="profile for models not listed")
@@ -262,6 +287,8 @@ class Settings(BaseSettings):
             for alias in profile.aliases:
                 if alias in self.models and alias != name:
                     raise ValueError(f"models.{name}.aliases: {alias!r} is already a model name")
+        if isinstance(self.fake_gpus, str) and self.fake_gpus not in RIGS:
+            raise ValueError(f"fake_gpus: {self.fake_gpus!r} is not a rig; known: {', '.join(RIGS)}")
         names = [provider.name for provider in self.providers]
         if len(names) != len(set(names)):
             raise ValueError(f"providers: names must be unique, got {names}")

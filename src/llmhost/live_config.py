@@ -34,8 +34,17 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-LIVE_FIELDS = ("models", "defaults", "scheduler", "unknown_model", "default_model", "max_request_bytes", "auth")
-RESTART_FIELDS = ("host", "port", "data_dir", "cache_dir", "engine", "gpu_backend", "providers")
+LIVE_FIELDS = (
+    "models",
+    "defaults",
+    "scheduler",
+    "unknown_model",
+    "default_model",
+    "max_request_bytes",
+    "auth",
+    "advisor",
+)
+RESTART_FIELDS = ("host", "port", "data_dir", "cache_dir", "engine", "gpu_backend", "fake_gpus", "providers")
 WATCH_INTERVAL = 1.0
 
 

@@ -11,4 +11,8 @@ def make_gpus(settings: Settings) -> Gpus:
         from llmhost.telemetry.nvml import NvmlBackend
 
         return NvmlBackend()
+    if settings.gpu_backend == "fake":
+        from llmhost.telemetry.fake_gpus import FakeGpus, rig
+
+        return FakeGpus(rig(settings.fake_gpus))
     return NoGpu()
