@@ -14,12 +14,25 @@ from fastapi import APIRouter, Request
 
 from llmhost.api.common import read_json
 from llmhost.config import ModelProfile
+from llmhost.config_presets import (
+    PRESET_SECTIONS,
+    Preset,
+    PresetStore,
+    check_name,
+    checked_sections,
+    document_sections,
+    sections_of,
+    with_preset,
+)
 from llmhost.engines.scheduler import ModelSlot, Scheduler
 from llmhost.live_config import ConfigRejected, LiveConfig, redact, redact_change
 from llmhost.service import Service
+from llmhost.split import PRESETS as SPLIT_PRESETS
 from llmhost.split import plan
 from llmhost.telemetry.monitor import CURRENT
 from llmhost.types import InvalidRequest
+
+SPLIT_FIELDS = ("tensor_split", "split_mode", "main_gpu")
 
 router = APIRouter(prefix="/admin")
 
@@ -176,7 +189,10 @@ def _who(request: Request) -> str:
 
 
 async def _document(request: Request) -> str:
-    body = await read_json(request)
+    return document_from(await read_json(request))
+
+
+def document_from(body: object) -> str:
     if isinstance(body, dict) and isinstance(body.get("yaml"), str):
         return str(body["yaml"])
     if isinstance(body, dict) and isinstance(body.get("config"), dict):
@@ -218,9 +234,90 @@ async def rollback_config(request: Request, change_id: int) -> dict[str, Any]:
     return redact_change(asdict(change))
 
 
+def _presets(request: Request) -> PresetStore:
+    store: PresetStore | None = getattr(request.app.state, "presets", None)
+    if store is None:
+        store = PresetStore(_service(request).settings.data_dir / "config-presets.json")
+        request.app.state.presets = store
+    return store
+
+
+@router.get("/config/presets")
+async def list_presets(request: Request) -> dict[str, Any]:
+    presets = await asyncio.to_thread(_presets(request).list)
+    return {"presets": [asdict(preset) for preset in presets], "sections": list(PRESET_SECTIONS)}
+
+
+@router.post("/config/presets")
+async def save_preset(request: Request) -> dict[str, Any]:
+    """``{"name": n}`` saves the live sections of the configuration in force; with ``"config": {...}`` (or
+    ``"yaml"``) it saves those sections instead, after checking they would validate."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        raise InvalidRequest('send {"name": "<preset>"} and optionally {"config": {...}} or {"yaml": "..."}')
+    live = _live(request)
+    if "config" in body or "yaml" in body:
+        sections = checked_sections(document_sections(document_from(body)))
+        live.validate(with_preset(live.document(), Preset("", 0.0, "", sections)))
+    else:
+        sections = sections_of(live.document())
+    preset = await asyncio.to_thread(_presets(request).save, body["name"], sections, _who(request))
+    return asdict(preset)
+
+
+@router.post("/config/presets/{name}/apply")
+async def apply_preset(request: Request, name: str) -> dict[str, Any]:
+    preset = await asyncio.to_thread(_presets(request).get, check_name(name))
+    live = _live(request)
+    change = await live.apply(with_preset(live.document(), preset), who=_who(request))
+    return redact_change(asdict(change))
+
+
+@router.delete("/config/presets/{name}")
+async def delete_preset(request: Request, name: str) -> dict[str, Any]:
+    await asyncio.to_thread(_presets(request).delete, check_name(name))
+    return {"deleted": name}
+
+
+def _split_fields(document: str, model: str) -> dict[str, Any]:
+    data = yaml.safe_load(document) or {}
+    profile = (data.get("models") or {}).get(model) or {}
+    return {field: profile.get(field) for field in SPLIT_FIELDS}
+
+
+def previous_split(history: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
+    """The split in force before the last applied change that altered this model's split."""
+    for change in reversed(history):
+        if change["result"] != "applied":
+            continue
+        before, after = _split_fields(change["before"], model), _split_fields(change["after"], model)
+        if before != after:
+            return {**before, "change": change["id"], "time": change["time"]}
+    return None
+
+
+@router.get("/models/{model:path}/split")
+async def get_split(request: Request, model: str) -> dict[str, Any]:
+    """The GPUs, the split in force, the one before it, and the presets: what the Config page's sliders start from."""
+    service = _service(request)
+    entry = service.catalog.get(model)
+    gpus = await asyncio.to_thread(service.scheduler.gpus.memory)
+    profile = service.profile(entry)
+    history = await asyncio.to_thread(_live(request).history)
+    return {
+        "model": entry.name,
+        "gpus": [asdict(gpu) for gpu in gpus],
+        "no_gpu_reason": None if gpus else getattr(service.scheduler.gpus, "error", None) or "no GPU detected",
+        "current": {field: getattr(profile, field) for field in SPLIT_FIELDS},
+        "previous": previous_split(history, entry.name),
+        "presets": list(SPLIT_PRESETS),
+    }
+
+
 @router.post("/models/{model:path}/split")
 async def split_model(request: Request, model: str) -> dict[str, Any]:
-    """Split a model across GPUs by a preset (equal, total, free, custom, single), applied live."""
+    """Split a model across GPUs by a preset (equal, total, free, custom, single), applied live; with
+    ``"dry_run": true`` only checked (the split, then the whole configuration it would give)."""
     service = _service(request)
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -231,5 +328,12 @@ async def split_model(request: Request, model: str) -> dict[str, Any]:
     document = yaml.safe_load(live.document()) or {}
     name = service.catalog.get(model).name
     document.setdefault("models", {}).setdefault(name, {}).update(split.profile_fields())
-    change = await live.apply(yaml.safe_dump(document, sort_keys=False), who=_who(request))
+    text = yaml.safe_dump(document, sort_keys=False)
+    if body.get("dry_run"):
+        try:
+            live.validate(text)
+        except ConfigRejected as exc:
+            return {"split": split.profile_fields(), "valid": False, "errors": exc.message.split("; ")}
+        return {"split": split.profile_fields(), "valid": True, "errors": []}
+    change = await live.apply(text, who=_who(request))
     return {"split": split.profile_fields(), "change": redact_change(asdict(change))}
