@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import difflib
 import hashlib
+import itertools
 import json
 import re
 import tempfile
@@ -266,6 +267,21 @@ SECRET_LINE = re.compile(r"^(\s*[-+ ]?\s*api_key:\s*)(\S.*)$", re.MULTILINE)
 def redact(text: str) -> str:
     """Config text with provider API keys hidden, for anything shown over the API."""
     return SECRET_LINE.sub(r"\1<hidden>", text)
+
+
+def unredact(text: str, current: str) -> str:
+    """``text`` (edited from a redacted copy of ``current``) with each ``<hidden>`` key put back: the n-th key line
+    takes the n-th key of the document in force, so a round trip through the API changes no secret."""
+    secrets = [match.group(2) for match in SECRET_LINE.finditer(current)]
+    count = itertools.count()
+
+    def restore(match: re.Match[str]) -> str:
+        index = next(count)
+        if match.group(2).strip() == "<hidden>" and index < len(secrets):
+            return match.group(1) + secrets[index]
+        return match.group(0)
+
+    return SECRET_LINE.sub(restore, text)
 
 
 def redact_change(change: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from llmhost.config_presets import (
     with_preset,
 )
 from llmhost.engines.scheduler import ModelSlot, Scheduler
-from llmhost.live_config import ConfigRejected, LiveConfig, redact, redact_change
+from llmhost.live_config import ConfigRejected, LiveConfig, redact, redact_change, unredact
 from llmhost.service import Service
 from llmhost.split import PRESETS as SPLIT_PRESETS
 from llmhost.split import plan
@@ -189,7 +189,8 @@ def _who(request: Request) -> str:
 
 
 async def _document(request: Request) -> str:
-    return document_from(await read_json(request))
+    """The document sent, with provider keys the API showed as ``<hidden>`` put back."""
+    return unredact(document_from(await read_json(request)), _live(request).document())
 
 
 def document_from(body: object) -> str:
@@ -304,9 +305,11 @@ async def get_split(request: Request, model: str) -> dict[str, Any]:
     gpus = await asyncio.to_thread(service.scheduler.gpus.memory)
     profile = service.profile(entry)
     history = await asyncio.to_thread(_live(request).history)
+    sample = service.monitor.sampler.latest()
+    names = {gpu.index: gpu.name for gpu in sample.gpus} if sample else {}
     return {
         "model": entry.name,
-        "gpus": [asdict(gpu) for gpu in gpus],
+        "gpus": [asdict(gpu) | {"name": names.get(gpu.index)} for gpu in gpus],
         "no_gpu_reason": None if gpus else getattr(service.scheduler.gpus, "error", None) or "no GPU detected",
         "current": {field: getattr(profile, field) for field in SPLIT_FIELDS},
         "previous": previous_split(history, entry.name),

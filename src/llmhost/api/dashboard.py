@@ -152,7 +152,9 @@ async def apis(request: Request) -> Response:
 
 @router.get("/config")
 async def config(request: Request) -> Response:
-    return render(request, PAGE["config"])
+    service = _service(request)
+    default = service.settings.default_model
+    return render(request, PAGE["config"], models=model_names(service), default_model=default)
 
 
 @router.get("/optimize")
