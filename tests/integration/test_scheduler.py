@@ -253,9 +253,11 @@ def test_pinned_models_are_never_evicted(start_llmhost: Start) -> None:
     # small-a: lowest priority, pinned through the admin API; small-c: pinned by its profile
     server = serve(start_llmhost, "pinned", three_models(c={"pinned": True}))
     ok_chat(server, "small-a")
-    response = admin_post(server, "small-a/pin", json={"pinned": "yes"})
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "pinned"
+    for wrong in ({"pinned": "yes"}, [], [True], "true"):
+        response = admin_post(server, "small-a/pin", json=wrong)
+        assert response.status_code == 400, wrong
+        assert response.json()["error"]["param"] == "pinned"
+    assert engine_status(server, "small-a")["pinned"] is False
     response = admin_post(server, "small-a/pin", json={"pinned": True})
     assert response.status_code == 200, response.text
     assert response.json() == {"model": "small-a", "pinned": True}

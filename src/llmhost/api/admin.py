@@ -102,8 +102,10 @@ async def unload(request: Request, model: str) -> dict[str, Any]:
 async def pin(request: Request, model: str) -> dict[str, Any]:
     service = _service(request)
     entry = service.resolve(model)
-    body = await request.json() if await request.body() else {}
-    pinned = body.get("pinned", True) if isinstance(body, dict) else True
+    body = await read_json(request) if await request.body() else {}
+    if not isinstance(body, dict):
+        raise InvalidRequest('send {"pinned": true} or {"pinned": false}, or no body to pin', param="pinned")
+    pinned = body.get("pinned", True)
     if not isinstance(pinned, bool):
         raise InvalidRequest("pinned must be true or false", param="pinned")
     service.scheduler.slot(entry, service.profile(entry))
