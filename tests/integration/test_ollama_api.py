@@ -224,6 +224,10 @@ def test_checklist_22_root_version_copy_delete(ollama_client: ollama.Client, htt
     assert caught.value.status_code == 404
     assert http.request("DELETE", "/api/delete", json={"model": "my-smol:latest"}).status_code == 404
     assert http.post("/api/copy", json={"source": "nope", "destination": "x"}).status_code == 404
+    itself = {"source": DEFAULT_MODEL, "destination": DEFAULT_MODEL}
+    assert http.post("/api/copy", json=itself).status_code == 200
+    # no name was recorded: deleting it is still refused (the model's file is not llmhost's), not a name removed
+    assert http.request("DELETE", "/api/delete", json={"model": DEFAULT_MODEL}).status_code == 403
 
 
 def test_checklist_30_client_disconnect_cancels_generation(thinker: LlmhostServer) -> None:

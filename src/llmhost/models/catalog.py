@@ -123,7 +123,9 @@ class Catalog:
         """``destination`` becomes another name of ``source``'s model, kept across restarts."""
         target = self.get(source)
         destination = validate_model_name(destination)
-        if destination in self._index.by_name and destination != target.name:
+        if destination == target.name:
+            return  # a model is already its own name: nothing to record (Ollama answers 200 too)
+        if destination in self._index.by_name:
             raise InvalidRequest(f"destination {destination!r} is already a model; delete it first")
         self.copies.add(destination, target.name)
         self.scan()
