@@ -67,7 +67,7 @@ def efficiency(model: ModelFacts, fit: ModelFit, facts: Facts, sharing: dict[int
     speed = median_speed(model)
     power, basis = power_of(gpus, model, facts.power_history) if gpus else (None, None)
     reason = _missing(facts, gpus, power, speed)
-    joules = power / speed if power is not None and speed else None
+    joules = power / speed if power is not None and speed and reason is None else None
     kwh = joules * 1e6 / JOULES_PER_KWH if joules is not None else None
     price = facts.settings.electricity_price_per_kwh
     if kwh is not None and price is None:
