@@ -17,7 +17,7 @@ pytest_plugins = ["browser_fixtures"]
 
 OpenPage = Callable[[LlmhostServer], WatchedPage]
 TITLES = ["Overview", "GPUs", "Models", "Engines", "APIs", "Config", "Optimization", "Benchmarks", "Tuning"]
-PLACEHOLDERS = {"optimize": "issue 9", "benchmarks": "issue 10", "tuning": "issue 10"}
+PLACEHOLDERS = {"benchmarks": "issue 10", "tuning": "issue 10"}
 
 
 @pytest.fixture(scope="module")

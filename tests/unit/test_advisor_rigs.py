@@ -189,8 +189,8 @@ def test_4x8gb_x4_link_and_a_model_that_needs_two_gpus() -> None:
         ("link maximum", "Gen 4 x16"),
     ]
     assert "7.88 GB/s instead of 31.5 GB/s" in rec["effect"]  # 1.969 GB/s per Gen 4 lane x 4 and x 16
-    # PCIe: (1 + 1 + 1 + 0.25) / 4 x 20 = 16.25 (shown to one decimal)
-    assert points(body)["pcie"] == round(16.25, 1)
+    # PCIe: (1 + 1 + 1 + 0.25) / 4 x 20 = 16.25
+    assert points(body)["pcie"] == 16.25
     assert body["score"]["value"] == round(100 * (16.25 + 20 + 15 + 20 + 10) / 85)  # 95.6 -> 96
     assert [g["link_share"] for g in body["gpus"]] == [1.0, 1.0, 1.0, 0.25]
 

@@ -28,7 +28,7 @@ class Part:
             "key": self.key,
             "measures": self.measures,
             "max_points": self.max_points,
-            "points": None if self.points is None else round(self.points, 1),
+            "points": None if self.points is None else round(self.points, 2),
             "applies": self.points is not None,
             "lost_because": list(self.lost_because),
         }
