@@ -4,10 +4,12 @@ default model a few requests, so that tokens per second are measured. ``/api/adv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -108,3 +110,22 @@ def test_one_model_and_an_unknown_one(advised: LlmhostServer) -> None:
     assert response.status_code == 404 and "no-such-model" in response.text
     result = run_cli("advise", "--config", str(advised.config_path), "--url", advised.base_url, "-m", "no-such-model")
     assert result.returncode == 1 and "no-such-model" in result.stderr
+
+
+def test_keys_any_valid_key_reads_the_advice_like_the_metrics(tmp_path: Path) -> None:
+    """Read-only like /api/metrics: a key is needed once keys are configured, but not an admin key; the CLI sends
+    --key (or LLMHOST_API_KEY)."""
+    reader = "llmh-test-reader-0123456789"
+    keys = [{"name": "reader", "key_sha256": "sha256:" + hashlib.sha256(reader.encode()).hexdigest()}]
+    running = start_server(tmp_path / "keys", auth={"keys": keys})
+    try:
+        url = f"{running.base_url}/api/advice"
+        assert httpx.get(url, timeout=30).status_code == 401
+        assert httpx.get(url, headers={"authorization": f"Bearer {reader}"}, timeout=30).status_code == 200
+        args = ("advise", "--json", "--config", str(running.config_path), "--url", running.base_url)
+        refused = run_cli(*args)
+        assert refused.returncode == 1 and "API key" in refused.stderr
+        allowed = run_cli(*args, "--key", reader)
+        assert allowed.returncode == 0 and json.loads(allowed.stdout)["source"] == "service"
+    finally:
+        shutdown_and_check(running)
