@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from conftest import DEFAULT_MODEL, free_port, model_file
+from conftest import DEFAULT_MODEL, free_port, model_file, run_cli
 from llmhost.cli import app
 
 
@@ -48,3 +48,17 @@ def test_offline_json_and_terminal(tmp_path: Path) -> None:
     for expected in ("Hardware optimization score", "GPU 3's PCIe link runs at 25% of its maximum", "Gen 4 x4 (nvml)"):
         assert expected in text.stdout
     assert "Memory fit: " + DEFAULT_MODEL in text.stdout and "Context lengths" in text.stdout
+
+
+def test_offline_json_stays_parseable_with_the_real_gpu_backend(tmp_path: Path) -> None:
+    """NVML (absent on a machine without a GPU) logs why: that goes to stderr, never into the JSON."""
+    path = config(tmp_path)
+    body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body.pop("fake_gpus")
+    body["gpu_backend"] = "nvml"
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    result = run_cli("advise", "-c", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["source"] == "offline"
+    assert bool(report["gpus"]) != bool(report["no_gpu_reason"])  # GPUs, or the reason there are none

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from llmhost.advisor import gather, report
 from llmhost.config import ConfigError, Settings, load_settings
+from llmhost.logging import configure_logging
 
 console = Console()
 out = console if console.is_terminal else Console(width=200)  # piped output is not wrapped at 80 columns
@@ -37,6 +38,7 @@ def advise_command(
     offline: Annotated[bool, typer.Option("--offline", help="do not ask the service; compute offline")] = False,
 ) -> None:
     """How to use this hardware better, with reasons and numbers."""
+    configure_logging("warning")  # log lines go to stderr: --json output stays parseable
     settings = _settings(config)
     base = url or f"http://{settings.host}:{settings.port}"
     body = None if offline else _ask(base, key or os.environ.get("LLMHOST_API_KEY"), model)
