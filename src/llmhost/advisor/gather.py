@@ -79,7 +79,7 @@ async def from_service(service: Service, model: str | None = None, window_s: flo
         gpus=gpus,
         host_total_mib=host_total,
         reserve_mib=settings.scheduler.reserve_mib,
-        models=tuple(_served(service, entry, by_model.get(entry.name, [])) for entry in entries),
+        models=tuple(_served(service, entry, by_model.get(entry.name, []), len(gpus)) for entry in entries),
         settings=settings.advisor,
         measured=True,
         window_s=window_s,
@@ -94,7 +94,7 @@ def _sample_gpus(service: Service) -> list[GpuSample]:
     return service.monitor.gpus.sample()
 
 
-def _served(service: Service, entry: ModelEntry, generations: list[Generation]) -> ModelFacts:
+def _served(service: Service, entry: ModelEntry, generations: list[Generation], gpu_count: int) -> ModelFacts:
     slot = service.scheduler.models.get(entry.name)
     engine = slot.engine if slot is not None else None
     profile = slot.profile if slot is not None and engine is not None else service.profile(entry)
@@ -102,7 +102,7 @@ def _served(service: Service, entry: ModelEntry, generations: list[Generation]) 
     if slot is None or engine is None:
         return facts
     reported = engine.state == State.READY and bool(engine.memory.by_device)
-    charges = service.scheduler.charges(slot)
+    charges = service.scheduler.charges(slot, gpu_count)  # with the count: no NVML call on the event loop
     return replace(facts, loaded=True, charges_mib=charges, charges_reported=reported)
 
 
