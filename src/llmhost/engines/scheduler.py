@@ -66,6 +66,7 @@ class Scheduler:
         self.pid_dir = settings.run_dir
         self.models: dict[str, ModelSlot] = {}
         self.events: list[dict[str, object]] = []  # recent loads and evictions, newest last
+        self.reserved: dict[str, dict[str, float]] = {}  # MiB per device held by engines it does not place (trials)
         self._placing = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
 
@@ -171,7 +172,7 @@ class Scheduler:
         others = [s for s in self.models.values() if s is not slot and s.loaded]
         residents = [self._resident(s, gpu_count) for s in others]
         max_loaded = self.settings.scheduler.max_loaded
-        result = placement.plan(need, self.capacity(), residents, max_loaded)
+        result = placement.plan(need, self._unreserved(), residents, max_loaded)
         if not result.fits:
             raise EngineUnavailable(
                 self._no_fit_message(slot, need, result), code="insufficient_memory", retryable=False
@@ -213,6 +214,31 @@ class Scheduler:
         for gpu in self.gpus.memory():
             budget[f"gpu{gpu.index}"] = cfg.gpu_memory_mib or gpu.total_mib - cfg.reserve_mib
         return budget
+
+    def _unreserved(self) -> dict[str, float]:
+        capacity = self.capacity()
+        for charges in self.reserved.values():
+            for device, mib in charges.items():
+                capacity[device] = capacity.get(device, 0.0) - mib
+        return capacity
+
+    def available(self) -> dict[str, float]:
+        """MiB per device (``host`` and ``gpuN``) that could still be placed without unloading anything: the
+        capacity less the loaded engines and the reservations."""
+        gpu_count = len(self.gpus.memory())
+        free = self._unreserved()
+        for slot in self.models.values():
+            if slot.loaded:
+                for device, mib in self.charges(slot, gpu_count).items():
+                    free[device] = free.get(device, 0.0) - mib
+        return free
+
+    def reserve(self, owner: str, charges: dict[str, float]) -> None:
+        """Hold memory for an engine started outside the scheduler (a tuning trial) until ``release``."""
+        self.reserved[owner] = dict(charges)
+
+    def release(self, owner: str) -> None:
+        self.reserved.pop(owner, None)
 
     def _new_engine(self, slot: ModelSlot) -> Engine:
         if self.binary is None:

@@ -27,6 +27,7 @@ from llmhost.tuner.job import JobSummary, TuneConfig, TuningJob
 from llmhost.tuner.objective import Objective
 from llmhost.tuner.records import TrialRecord
 from llmhost.tuner.space import SearchSpace, SpaceError, preset_dict
+from llmhost.tuner.space import build_space as space_from
 from llmhost.tuner.store import TunerStore
 
 tune_app = typer.Typer(help="Search the best engine parameters for a model.", no_args_is_help=True)
@@ -63,21 +64,12 @@ def _settings(config: Path | None) -> Any:
         raise typer.Exit(2) from None
 
 
-def default_preset() -> str:
-    from llmhost.installer import backend_name, extra_cmake_args
-
-    return "cpu" if backend_name(extra_cmake_args()) == "cpu" else "gpu"
-
-
 def build_space(space: Path | None, preset: str | None, fixed: list[str] | None) -> SearchSpace:
     try:
-        data: dict[str, Any] = yaml.safe_load(space.read_text(encoding="utf-8")) if space else {}
-        if not space:
-            data = {"preset": preset or default_preset()}
-        elif preset:
-            data["preset"] = preset
-        data["fixed"] = {**(data.get("fixed") or {}), **parse_assignments(fixed or [])}
-        return SearchSpace.from_dict(data)
+        data = yaml.safe_load(space.read_text(encoding="utf-8")) if space else None
+        if data is not None and not isinstance(data, dict):
+            raise SpaceError(f"{space}: the top level must be a mapping")
+        return space_from(data, preset, parse_assignments(fixed or []))
     except (OSError, yaml.YAMLError, SpaceError) as exc:
         raise typer.BadParameter(str(exc)) from None
 

@@ -18,7 +18,8 @@ EventKind = Literal[
     "trial_finished",
     "trial_skipped",  # a suggestion ruled out before any engine started (``data["reason"]``)
     "job_finished",
-    "job_interrupted",
+    "job_interrupted",  # cancelled (the service stopped, Ctrl-C): resumable
+    "job_stopped",  # stopped on request after the trial in flight
     "job_failed",
 ]
 QUEUE_SIZE = 1000

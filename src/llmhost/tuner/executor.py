@@ -23,19 +23,24 @@ service URL; ``stop`` removes the container or the Deployment.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
 from llmhost.config import EngineSettings, ModelProfile, Settings
 from llmhost.engines import memory
 from llmhost.engines.engine import Engine
+from llmhost.models.catalog import Catalog, ModelEntry
 from llmhost.models.gguf_meta import GgufMeta
 from llmhost.tuner.space import TUNABLE
-from llmhost.types import EngineUnavailable
+from llmhost.types import EngineUnavailable, ModelNotFound
+
+if TYPE_CHECKING:
+    from llmhost.engines.scheduler import Scheduler
+    from llmhost.service import Service
 
 TRIAL_STARTUP_TIMEOUT = 120.0
 ERROR_LINE = re.compile(r"^\S+\s+E\s+(?P<message>.+)$")  # llama.cpp log lines: "0.00.071.120 E message"
@@ -89,7 +94,8 @@ class LocalLlamaServerExecutor:
         engine_settings: EngineSettings,
         pid_dir: Path,
         meta: GgufMeta | None = None,
-        memory_budget_mib: float | None = None,
+        budget: Callable[[], dict[str, float]] | None = None,
+        gpu_count: int = 0,
     ) -> None:
         self.model = model
         self.model_path = model_path
@@ -100,20 +106,19 @@ class LocalLlamaServerExecutor:
         )
         self.pid_dir = pid_dir
         self.meta = meta
-        self.memory_budget_mib = memory_budget_mib
+        self.budget = budget  # MiB per device a trial may take now (the service's free memory); None: unchecked
+        self.gpu_count = gpu_count
         self.engine: Engine | None = None
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, model: str, *, memory_budget_mib: float | None = None
-    ) -> LocalLlamaServerExecutor:
-        """Resolve ``model`` with the catalog (blocking: scans the model directories) and the engine binary."""
+    def from_settings(cls, settings: Settings, model: str) -> LocalLlamaServerExecutor:
+        """Resolve ``model`` (or ``default``) with the catalog (blocking: scans the model directories) and the
+        engine binary."""
         from llmhost.installer import resolve_engine
-        from llmhost.models.catalog import Catalog
 
         catalog = Catalog(settings)
         catalog.scan()
-        entry = catalog.get(model)
+        entry = resolve_model(catalog, model)
         binary = resolve_engine(settings)
         if binary is None:
             raise TrialFailed("no llama-server binary: run `llmhost setup` or set engine.llama_server")
@@ -125,7 +130,6 @@ class LocalLlamaServerExecutor:
             engine_settings=settings.engine,
             pid_dir=settings.run_dir,
             meta=entry.meta,
-            memory_budget_mib=memory_budget_mib,
         )
 
     def baseline(self) -> dict[str, Any]:
@@ -137,17 +141,29 @@ class LocalLlamaServerExecutor:
         except ValidationError as exc:
             raise TrialFailed(f"invalid parameters: {exc.errors()[0]['msg']}") from None
 
-    def preflight(self, params: Mapping[str, Any]) -> str | None:
-        if self.memory_budget_mib is None:
-            return None
+    def charges(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """The GGUF estimate of a trial's memory, per device."""
         profile = self._profile(params)
         need = memory.estimate(self.meta, self.model_path.stat().st_size, profile).total_mib
-        if need > self.memory_budget_mib:
-            return f"needs about {need:.0f} MiB, the budget is {self.memory_budget_mib:.0f} MiB"
-        return None
+        return memory.device_charges(need, profile, self.gpu_count)
+
+    def preflight(self, params: Mapping[str, Any]) -> str | None:
+        if self.budget is None:
+            return None
+        free = self.budget()
+        short = [
+            f"{device}: needs about {mib:.0f} MiB, {max(free.get(device, 0.0), 0.0):.0f} MiB free beside the "
+            "serving engines"
+            for device, mib in self.charges(params).items()
+            if mib > free.get(device, 0.0)
+        ]
+        return "; ".join(short) or None
 
     async def start(self, params: Mapping[str, Any]) -> Endpoint:
         await self.stop()
+        return await self._launch(params)
+
+    async def _launch(self, params: Mapping[str, Any]) -> Endpoint:
         self.engine = Engine(
             self.model,
             self.model_path,
@@ -192,3 +208,59 @@ class LocalLlamaServerExecutor:
     async def stop(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
+
+
+class ServiceExecutor(LocalLlamaServerExecutor):
+    """Trials inside the running service: beside its engines, within the scheduler's memory. A trial's estimate
+    is reserved with the scheduler while its engine runs, so the scheduler places serving engines around it; its
+    port is a free one and its pid file is named by its pid, like any engine's, so nothing collides."""
+
+    def __init__(self, scheduler: Scheduler, owner: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scheduler = scheduler
+        self.owner = owner
+
+    @classmethod
+    def from_service(cls, service: Service, model: str, owner: str) -> ServiceExecutor:
+        entry = resolve_model(service.catalog, model)
+        scheduler = service.scheduler
+        if scheduler.binary is None:
+            raise TrialFailed("no llama-server binary: run `llmhost setup` or set engine.llama_server")
+        return cls(
+            scheduler,
+            owner,
+            model=entry.name,
+            model_path=entry.path,
+            profile=service.profile(entry),
+            binary=scheduler.binary,
+            engine_settings=service.settings.engine,
+            pid_dir=scheduler.pid_dir,
+            meta=entry.meta,
+            budget=scheduler.available,
+            gpu_count=len(scheduler.gpus.memory()),
+        )
+
+    async def start(self, params: Mapping[str, Any]) -> Endpoint:
+        await self.stop()
+        self.scheduler.reserve(self.owner, self.charges(params))
+        return await self._launch(params)
+
+    async def stop(self) -> None:
+        try:
+            await super().stop()
+        finally:
+            self.scheduler.release(self.owner)
+
+
+DEFAULT_WORDS = ("default", "default-model")
+
+
+def resolve_model(catalog: Catalog, name: str) -> ModelEntry:
+    """A catalog entry by name or alias; ``default`` (or ``default-model``) is the configured default model."""
+    try:
+        return catalog.get(name)
+    except ModelNotFound:
+        default = catalog.default_entry() if name in DEFAULT_WORDS else None
+        if default is None:
+            raise
+        return default

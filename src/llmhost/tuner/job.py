@@ -31,7 +31,7 @@ from llmhost.config import ModelProfile
 from llmhost.tuner.events import EventHub, TuneEvent
 from llmhost.tuner.executor import Endpoint, Executor, TrialFailed
 from llmhost.tuner.objective import Objective
-from llmhost.tuner.records import JobRecord, TrialRecord
+from llmhost.tuner.records import JobRecord, JobStatus, TrialRecord
 from llmhost.tuner.space import SearchSpace
 from llmhost.tuner.store import TunerStore
 from llmhost.tuner.strategies import STRATEGIES, Strategy, make_strategy, strategy_from_state
@@ -199,7 +199,8 @@ class TuningJob:
         return cls(TuneConfig.from_dict(job.config), executor, store, bench_store=bench_store, job_id=job_id)
 
     def request_stop(self) -> None:
-        """Stop after the trial in flight; the job stays resumable (status ``interrupted``)."""
+        """Stop after the trial in flight, or at once when the task is also cancelled (status ``stopped``: not
+        resumed at the next service start, though ``llmhost tune run --job-id`` still continues it)."""
         self._stop_requested = True
 
     def summary(self) -> JobSummary:
@@ -215,17 +216,18 @@ class TuningJob:
         try:
             await self._run_trials(strategy)
         except asyncio.CancelledError:
-            self.store.set_status(self.id, "interrupted")
-            self._emit("job_interrupted")
+            stopped = self._stop_requested  # a stop that cancelled the trial in flight, not a shutdown
+            await self._db(self.store.set_status, self.id, "stopped" if stopped else "interrupted")
+            self._emit("job_stopped" if stopped else "job_interrupted")
             raise
         except Exception as exc:
-            self.store.set_status(self.id, "failed", f"{type(exc).__name__}: {exc}")
+            await self._db(self.store.set_status, self.id, "failed", f"{type(exc).__name__}: {exc}")
             self._emit("job_failed", error=str(exc))
             raise
-        status = "interrupted" if self._stop_requested else "completed"
+        status: JobStatus = "stopped" if self._stop_requested else "completed"
         await self._db(self.store.set_status, self.id, status)
         summary = await self._db(self.summary)
-        self._emit("job_finished" if status == "completed" else "job_interrupted", summary=summary.to_dict())
+        self._emit("job_finished" if status == "completed" else "job_stopped", summary=summary.to_dict())
         return summary
 
     async def _open(self) -> Strategy:

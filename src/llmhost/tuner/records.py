@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from llmhost.bench.metrics import LevelMetrics
 
-JobStatus = Literal["pending", "running", "interrupted", "completed", "failed"]
+JobStatus = Literal["pending", "running", "interrupted", "stopped", "completed", "failed"]
 TrialStatus = Literal["running", "complete", "failed"]
 TrialKind = Literal["baseline", "search"]
-FINISHED_JOB: tuple[JobStatus, ...] = ("completed", "failed")
+FINISHED_JOB: tuple[JobStatus, ...] = ("stopped", "completed", "failed")  # "interrupted" is resumed at start
 
 
 @dataclass(slots=True)

@@ -262,3 +262,20 @@ def preset_dict(name: str) -> dict[str, Any]:
 
 def preset(name: str) -> SearchSpace:
     return SearchSpace.from_dict({"preset": name})
+
+
+def default_preset() -> str:
+    """``cpu`` with a CPU build of the engine, ``gpu`` otherwise."""
+    from llmhost.installer import backend_name, extra_cmake_args
+
+    return "cpu" if backend_name(extra_cmake_args()) == "cpu" else "gpu"
+
+
+def build_space(data: Mapping[str, Any] | None, preset_name: str | None, fixed: Mapping[str, Any]) -> SearchSpace:
+    """A space from its YAML mapping (or the default preset), a preset that overrides the mapping's, and values
+    fixed for every trial on top of the mapping's own."""
+    values = dict(data or {})
+    if not data or preset_name:
+        values["preset"] = preset_name or values.get("preset") or default_preset()
+    values["fixed"] = {**(values.get("fixed") or {}), **fixed}
+    return SearchSpace.from_dict(values)
