@@ -192,11 +192,9 @@ async def apply_job(request: Request, job_id: str) -> dict[str, Any]:
     summary = await manager.summary(job_id)
     if manager.running(job_id):
         raise JobConflict(f"tuning job {job_id} is still running: wait for it or stop it first")
-    best, profile = summary.best, summary.best_profile()
-    if best is None or profile is None:
-        raise JobConflict(f"tuning job {job_id} has no feasible trial to apply")
-    if best.kind == "baseline":
-        raise JobConflict(f"tuning job {job_id}: the current profile (trial 0) is the best; nothing to apply")
+    best, profile, reason = summary.best, summary.best_profile(), summary.nothing_to_apply
+    if best is None or profile is None or reason is not None:
+        raise JobConflict(f"tuning job {job_id}: nothing to apply: {reason}", code="nothing_to_apply")
     service = manager.service
     entry = service.catalog.get(summary.job.model)
     live: LiveConfig = request.app.state.live

@@ -12,14 +12,28 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from typer._click.core import Command, Context  # typer vendors click: its groups take these types
+from typer.core import TyperGroup
 
 from llmhost.bench.cli import lengths_option
 from llmhost.bench.db import Database, default_db_path
 from llmhost.bench.metrics import Slo
 from llmhost.bench.progress import BenchProgress, progress_bar
 from llmhost.bench.store import BenchStore
+from llmhost.tuner.apply import (
+    Applied,
+    ApplyError,
+    admin_key,
+    apply_offline,
+    apply_via_service,
+    rollback_offline,
+    rollback_via_service,
+    service_answers,
+    service_url,
+)
 from llmhost.tuner.compare import Comparison, compare_tpe_with_grid, feasible_points
 from llmhost.tuner.events import TuneEvent
 from llmhost.tuner.executor import LocalLlamaServerExecutor, TrialFailed
@@ -30,7 +44,22 @@ from llmhost.tuner.space import SearchSpace, SpaceError, preset_dict
 from llmhost.tuner.space import build_space as space_from
 from llmhost.tuner.store import TunerStore
 
-tune_app = typer.Typer(help="Search the best engine parameters for a model.", no_args_is_help=True)
+
+class RunByDefault(TyperGroup):
+    """``llmhost tune MODEL ...`` is ``llmhost tune run MODEL ...``: a first word that names no command is a model."""
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+tune_app = typer.Typer(
+    cls=RunByDefault,
+    help="Search the best engine parameters for a model: llmhost tune MODEL [OPTIONS] runs a job (MODEL may be"
+    " 'default'); the commands below list, show and compare jobs.",
+    no_args_is_help=True,
+)
 console = Console()
 table_console = console if console.is_terminal else Console(width=240)  # piped output is not wrapped
 err_console = Console(stderr=True)
@@ -151,7 +180,7 @@ def run_job(job: TuningJob, total: int) -> JobSummary:
             return asyncio.run(job.run())
         except KeyboardInterrupt:
             progress.stop()
-            err_console.print(f"interrupted; resume with: llmhost tune run {job.config.model} --job-id {job.id}")
+            err_console.print(f"interrupted; resume with: llmhost tune {job.config.model} --job-id {job.id}")
             raise typer.Exit(130) from None
 
 
@@ -177,11 +206,15 @@ def run_command(
     seed: int = 0,
     baseline: Annotated[bool, typer.Option(help="run the current profile as trial 0")] = True,
     job_id: Annotated[str | None, typer.Option(help="resume this job, or name a new one")] = None,
+    apply: Annotated[
+        bool, typer.Option(help="apply the best profile when it beats the baseline (live config, reversible)")
+    ] = True,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the summary as JSON")] = None,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run (or resume) a tuning job and print the best parameters as a profile snippet."""
+    """Run (or resume) a tuning job, print the best parameters, and apply them when they beat the baseline:
+    through the running service's admin API, or by writing the config file (validated, recorded, reversible)."""
     settings = _settings(config)
     tuner_store, bench_store = open_stores(settings, data_dir)
     existing = tuner_store.get_job(job_id) if job_id else None
@@ -208,6 +241,64 @@ def run_command(
     print_summary(summary)
     if json_path:
         json_path.write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
+    if apply:
+        apply_best(summary, settings, config, executor.aliases)
+
+
+def apply_best(summary: JobSummary, settings: Any, config: Path | None, aliases: tuple[str, ...]) -> None:
+    """Apply the best profile when it is new and beat the baseline."""
+    profile, reason = summary.best_profile(), summary.nothing_to_apply
+    if reason is None and (summary.improvement or 0.0) <= 0:
+        reason = "no trial beat the current profile"
+    if reason is not None or profile is None:
+        console.print(f"nothing applied: {reason}")
+        return
+    model = summary.config.model
+    try:
+        applied = _apply(settings, config, model, aliases, profile)
+    except ApplyError as exc:
+        err_console.print(f"[red]not applied: {exc}[/red]")
+        raise typer.Exit(1) from None
+    if applied.result != "applied":
+        err_console.print(f"[red]change {applied.change_id} {applied.result}: {applied.error}[/red]")
+        raise typer.Exit(1)
+    where = escape(f"models[{model}]")
+    console.print(f"applied to {where} via {applied.via} (change {applied.change_id}): {format_params(profile)}")
+    console.print(f"roll back with: {escape(applied.rollback_hint)}", soft_wrap=True)
+
+
+def _apply(
+    settings: Any, config: Path | None, model: str, aliases: tuple[str, ...], profile: dict[str, Any]
+) -> Applied:
+    base = service_url(settings)
+    if service_answers(base):
+        return apply_via_service(base, admin_key(settings), model, aliases, profile)
+    return asyncio.run(apply_offline(settings, config_file(config), model, aliases, profile))
+
+
+def config_file(config: Path | None) -> Path:
+    from llmhost.config import config_path_from_env
+
+    return (config or config_path_from_env()).expanduser()
+
+
+@tune_app.command("rollback")
+def rollback_command(
+    change_id: Annotated[int, typer.Argument(help="the configuration change to undo (as `tune` printed it)")],
+    config: ConfigOption = None,
+) -> None:
+    """Undo a configuration change (e.g. an applied tuning result): through the running service, else offline."""
+    settings = _settings(config)
+    base = service_url(settings)
+    try:
+        if service_answers(base):
+            applied = rollback_via_service(base, admin_key(settings), change_id)
+        else:
+            applied = asyncio.run(rollback_offline(settings, config_file(config), change_id))
+    except ApplyError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"change {change_id} undone via {applied.via} (change {applied.change_id}, {applied.result})")
 
 
 def _objective(metric: str, statistic: str, slo: Slo) -> Objective:

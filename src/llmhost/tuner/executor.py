@@ -96,6 +96,7 @@ class LocalLlamaServerExecutor:
         meta: GgufMeta | None = None,
         budget: Callable[[], dict[str, float]] | None = None,
         gpu_count: int = 0,
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.model = model
         self.model_path = model_path
@@ -108,6 +109,7 @@ class LocalLlamaServerExecutor:
         self.meta = meta
         self.budget = budget  # MiB per device a trial may take now (the service's free memory); None: unchecked
         self.gpu_count = gpu_count
+        self.aliases = aliases  # the catalog's other names for the model (to find its entry in the config)
         self.engine: Engine | None = None
 
     @classmethod
@@ -130,6 +132,7 @@ class LocalLlamaServerExecutor:
             engine_settings=settings.engine,
             pid_dir=settings.run_dir,
             meta=entry.meta,
+            aliases=tuple(entry.aliases),
         )
 
     def baseline(self) -> dict[str, Any]:
@@ -238,6 +241,7 @@ class ServiceExecutor(LocalLlamaServerExecutor):
             meta=entry.meta,
             budget=scheduler.available,
             gpu_count=len(scheduler.gpus.memory()),
+            aliases=tuple(entry.aliases),
         )
 
     async def start(self, params: Mapping[str, Any]) -> Endpoint:

@@ -120,6 +120,18 @@ class JobSummary:
         return best
 
     @property
+    def nothing_to_apply(self) -> str | None:
+        """Why the best trial is nothing to apply (None: it is a search trial with other values than today's)."""
+        best, baseline = self.best, self.baseline
+        if best is None:
+            return "no trial succeeded within the constraints"
+        if best.kind == "baseline":
+            return "the current profile (trial 0) is the best"
+        if baseline is not None and _key(best.params) == _key(baseline.params):
+            return f"the best trial (#{best.number}) runs the current values"
+        return None
+
+    @property
     def improvement(self) -> float | None:
         """Relative gain of the best over the baseline (positive: better, whatever the direction)."""
         best, baseline = self.best, self.baseline
