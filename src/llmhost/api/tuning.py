@@ -145,6 +145,7 @@ def job_detail(summary: JobSummary, running: bool) -> dict[str, Any]:
         "best_params": best.params if best else None,
         "importance": param_importances(summary),
         "snippet": summary.profile_snippet(),
+        "nothing_to_apply": summary.nothing_to_apply,
     }
 
 
