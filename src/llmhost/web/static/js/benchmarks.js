@@ -35,7 +35,7 @@ const XYCharts = (() => {
         y: { range: (u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max * 1.15 : 1] },
       },
       axes: [
-        { ...AXIS, label: xLabel, labelSize: 18, values: (u, ticks) => ticks.map(xFormat) },
+        { ...AXIS, label: xLabel, labelSize: 18, values: (u, ticks) => ticks.map(xFormat), ...(xs.length <= 12 ? { splits: () => xs } : {}) },
         { ...AXIS, size: 64, values: (u, ticks) => ticks.map((v) => format(v)) },
       ],
       series: [

@@ -115,7 +115,7 @@
       $("#chart-tune-objective"),
       trials.map((t) => t.number),
       [
-        { label: "trial", values: trials.map((t) => (t.status === "complete" ? t.value : null)), points: true },
+        { label: "measured", values: trials.map((t) => (t.status === "complete" ? t.value : null)), points: true },
         { label: "best so far", values: bestSoFar, step: true },
         { label: "baseline", values: trials.map(() => job.baseline_value), color: "#8b949e" },
       ],
