@@ -13,8 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from conftest import DEFAULT_MODEL, LlmhostServer, engine_port, shutdown_and_check, start_server
+from conftest import (
+    DEFAULT_MODEL,
+    LlmhostServer,
+    engine_port,
+    free_port,
+    run_cli,
+    shutdown_and_check,
+    start_server,
+    write_config,
+)
 from llmhost.tuner.store import TunerStore
 
 pytestmark = pytest.mark.integration
@@ -155,3 +165,50 @@ def test_a_job_running_when_the_service_stops_resumes_at_the_next_start(tmp_path
         assert all(t["status"] == "complete" for t in trials.values())
     finally:
         shutdown_and_check(second)
+
+
+SLOW_PROFILE = {DEFAULT_MODEL: {"parallel": 1, "ctx": 2048, "threads": 1}}
+CLI_JOB = [
+    "tune", "default", "--concurrency", "4", "--requests", "8", "--warmup", "1", "--input", "16", "--output", "8",
+    "--strategy", "grid", "--trials", "1", "--no-baseline",  # no baseline: the one trial is applied, however fast
+]  # fmt: skip
+
+
+def cli_space(tmp_path: Path) -> str:
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  parallel: [4]\n", encoding="utf-8")
+    return str(space)
+
+
+def test_tune_without_run_applies_through_the_service_and_rolls_back(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "svc", models=SLOW_PROFILE)
+    try:
+        config = write_config(tmp_path / "cli", server.data_dir, models=SLOW_PROFILE, port=server.port)
+        result = run_cli(*CLI_JOB, "--space", cli_space(tmp_path), "--config", str(config), timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+        changes = httpx.get(f"{server.base_url}/admin/config/history", timeout=30).json()["changes"]
+        assert len(changes) == 1 and changes[0]["result"] == "applied" and "parallel: 4" in changes[0]["after"]
+        out = " ".join(result.stdout.split())  # rich wraps long lines
+        assert f"via {server.base_url} (change 1): parallel=4" in out
+        assert "roll back with: llmhost tune rollback 1" in out
+        undone = run_cli("tune", "rollback", "1", "--config", str(config))
+        assert undone.returncode == 0 and "change 1 undone" in undone.stdout, undone.stdout + undone.stderr
+        changes = httpx.get(f"{server.base_url}/admin/config/history", timeout=30).json()["changes"]
+        assert changes[-1]["source"] == "rollback" and "parallel: 1" in changes[-1]["after"]
+    finally:
+        shutdown_and_check(server)
+
+
+def test_tune_without_a_service_writes_the_config_file_through_validation(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path / "data", models=SLOW_PROFILE, port=free_port())  # nobody listens
+    result = run_cli(*CLI_JOB, "--space", cli_space(tmp_path), "--config", str(config), timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert f"via {config} (change 1): parallel=4" in out
+    models = yaml.safe_load(config.read_text())["models"]
+    assert models[DEFAULT_MODEL] == {**SLOW_PROFILE[DEFAULT_MODEL], "parallel": 4}
+    history = (tmp_path / "data" / "config-history.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["who"] == "llmhost tune"
+    undone = run_cli("tune", "rollback", "1", "--config", str(config))
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert yaml.safe_load(config.read_text())["models"][DEFAULT_MODEL]["parallel"] == 1

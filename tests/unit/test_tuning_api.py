@@ -99,6 +99,10 @@ def test_nothing_to_apply_when_the_current_values_win() -> None:
     same = summary(("baseline", {"parallel": 2}, 50.0), ("search", {"parallel": 2}, 51.0))
     assert same.nothing_to_apply == "the best trial (#1) runs the current values"
     better = summary(("baseline", {"parallel": 2}, 50.0), ("search", {"parallel": 4}, 60.0))
-    assert better.nothing_to_apply is None and better.improvement == pytest.approx(0.2)
+    assert better.nothing_to_apply is None and better.improvement == pytest.approx(0.2) and better.beats_baseline
+    assert not same.beats_baseline
+    assert summary(("search", {"parallel": 4}, 60.0)).beats_baseline  # no baseline to compare with
+    slower = summary(("baseline", {"parallel": 2}, 50.0), ("search", {"parallel": 4}, 49.0))
+    assert slower.nothing_to_apply is not None and not slower.beats_baseline
     assert better.best_profile() == {"parallel": 4}
     assert summary(("baseline", {"parallel": 2}, None)).nothing_to_apply == "no trial succeeded within the constraints"

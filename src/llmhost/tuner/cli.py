@@ -248,7 +248,7 @@ def run_command(
 def apply_best(summary: JobSummary, settings: Any, config: Path | None, aliases: tuple[str, ...]) -> None:
     """Apply the best profile when it is new and beat the baseline."""
     profile, reason = summary.best_profile(), summary.nothing_to_apply
-    if reason is None and (summary.improvement or 0.0) <= 0:
+    if reason is None and not summary.beats_baseline:
         reason = "no trial beat the current profile"
     if reason is not None or profile is None:
         console.print(f"nothing applied: {reason}")

@@ -132,6 +132,14 @@ class JobSummary:
         return None
 
     @property
+    def beats_baseline(self) -> bool:
+        """The best is new and better than the baseline (or there is no feasible baseline to compare with)."""
+        baseline = self.baseline
+        if self.nothing_to_apply is not None:
+            return False
+        return baseline is None or not baseline.feasible or (self.improvement or 0.0) > 0
+
+    @property
     def improvement(self) -> float | None:
         """Relative gain of the best over the baseline (positive: better, whatever the direction)."""
         best, baseline = self.best, self.baseline
