@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from browser_kit import WatchedPage, admin, serving, wait_for
+from playwright.sync_api import Page
 
 from conftest import DEFAULT_MODEL, LlmhostServer, clean_env
 
@@ -44,6 +45,19 @@ def finished(server: LlmhostServer, job_id: str) -> dict[str, Any]:
 
     result: dict[str, Any] = wait_for(done, timeout=90, message=f"tuning job {job_id} to end")
     return result
+
+
+def apply_from_the_page(server: LlmhostServer, page: Page) -> str:
+    """Click Apply: one more applied change in the history, named on the page; rolled back. Returns its config."""
+    history_before = len(admin(server, "GET", "/config/history").json()["changes"])
+    page.click("#tune-apply")
+    result = page.locator("#tune-result.ok")
+    result.wait_for(timeout=60_000)
+    changes = admin(server, "GET", "/config/history").json()["changes"]
+    assert len(changes) == history_before + 1 and changes[-1]["result"] == "applied"
+    assert f"Configuration change {changes[-1]['id']}" in result.inner_text()
+    assert admin(server, "POST", f"/config/rollback/{changes[-1]['id']}").status_code == 200
+    return str(changes[-1]["after"])
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +101,7 @@ def test_tuning_page_shows_a_finished_job_and_applies_its_best(
         assert page.locator("#tune-apply").is_hidden()
         assert detail["nothing_to_apply"] in page.locator("#tune-best-note").inner_text()
     else:
-        history_before = len(admin(server, "GET", "/config/history").json()["changes"])
-        page.click("#tune-apply")
-        result = page.locator("#tune-result.ok")
-        result.wait_for(timeout=60_000)
-        changes = admin(server, "GET", "/config/history").json()["changes"]
-        assert len(changes) == history_before + 1 and changes[-1]["result"] == "applied"
-        assert f"Configuration change {changes[-1]['id']}" in result.inner_text()
-        admin(server, "POST", f"/config/rollback/{changes[-1]['id']}")
+        apply_from_the_page(server, page)
     watched.assert_clean()
 
 
@@ -111,15 +118,8 @@ def test_tuning_page_follows_a_running_job_live_then_applies_it(
     wait_for(lambda: page.locator("#tune-trials tbody tr").count() == 1, timeout=10, message="the trial's row")
     assert page.locator("#tune-stop").is_hidden() and progress.is_hidden()
 
-    history_before = len(admin(server, "GET", "/config/history").json()["changes"])
-    page.click("#tune-apply")
-    result = page.locator("#tune-result.ok")
-    result.wait_for(timeout=60_000)
-    changes = admin(server, "GET", "/config/history").json()["changes"]
-    assert len(changes) == history_before + 1 and changes[-1]["result"] == "applied"
-    assert "parallel: 1" in changes[-1]["after"] and "ubatch: 128" in changes[-1]["after"]  # the grid's first point
-    assert f"Configuration change {changes[-1]['id']}" in result.inner_text()
-    assert admin(server, "POST", f"/config/rollback/{changes[-1]['id']}").status_code == 200
+    after = apply_from_the_page(server, page)
+    assert "parallel: 1" in after and "ubatch: 128" in after  # the grid's first point
     watched.screenshot("tuning-applied")
     watched.assert_clean()
 

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response, StreamingResponse
 
+from llmhost.api.admin import _who as who_asked  # the key's name (or the client's address) for the history
 from llmhost.api.common import STREAM_HEADERS, read_json
 from llmhost.bench.metrics import Slo
 from llmhost.bench.store import BenchStore
 from llmhost.bench.workload import LengthSpec
 from llmhost.live_config import LiveConfig, redact_change
-from llmhost.telemetry.monitor import CURRENT
 from llmhost.tuner.apply import merged_document
 from llmhost.tuner.events import TuneEvent
 from llmhost.tuner.importance import param_importances
@@ -92,11 +92,6 @@ class JobRequest(BaseModel):
 def _manager(request: Request) -> TuningManager:
     manager: TuningManager = request.app.state.tuning
     return manager
-
-
-def _who(request: Request) -> str:
-    context = CURRENT.get()
-    return context.key if context is not None and context.key else (request.client.host if request.client else "?")
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -200,7 +195,7 @@ async def apply_job(request: Request, job_id: str) -> dict[str, Any]:
     entry = service.catalog.get(summary.job.model)
     live: LiveConfig = request.app.state.live
     document = merged_document(live.document(), entry.name, entry.aliases, profile)
-    change = await live.apply(document, who=_who(request))
+    change = await live.apply(document, who=who_asked(request))
     return {"applied": profile, "model": entry.name, "trial": best.number, "change": redact_change(asdict(change))}
 
 
