@@ -212,3 +212,21 @@ def test_scheduler_charges_the_estimate_by_tensor_split_before_loading(tmp_path:
     total = memory.estimate(meta, meta.file_size, profile).total_mib
     assert sched.charges(slot) == {"gpu0": pytest.approx(total * 0.75), "gpu1": pytest.approx(total * 0.25)}
     assert sched.charges(slot, gpu_count=0) == {"host": pytest.approx(total)}
+
+
+class UnifiedGpu(FakeGpus):
+    """A GB10-like GPU: no memory of its own, it reports the host's."""
+
+    def __init__(self, total: float) -> None:
+        self.devices = [GpuMemory(index=0, total_mib=total, free_mib=total, unified=True)]
+
+
+def test_a_unified_memory_gpu_is_not_budgeted_twice(tmp_path: Path, meta: GgufMeta) -> None:
+    sched = scheduler(tmp_path, UnifiedGpu(131072), host_memory_mib=120_000)
+    assert sched.capacity() == {"host": 120_000}  # not host + another 128 GiB for gpu0
+    entry = ModelEntry("m", model_file(), "config", meta.file_size, 0.0, meta)
+    slot = sched.slot(entry, ModelProfile(ctx=4096))
+    total = memory.estimate(meta, meta.file_size, slot.profile).total_mib
+    assert sched.charges(slot) == {"gpu0": pytest.approx(total)}  # where llama.cpp puts it, as shown to users
+    assert sched.pooled(sched.charges(slot)) == {"host": pytest.approx(total)}  # what the budget counts
+    assert memory.pooled({"gpu0": 10.0, "gpu1": 5.0, "host": 1.0}, {"gpu0"}) == {"host": 11.0, "gpu1": 5.0}

@@ -73,6 +73,16 @@ def device_charges(total_mib: float, profile: ModelProfile, gpu_count: int) -> d
     return {f"gpu{i}": total_mib * r / whole for i, r in enumerate(ratios) if r > 0}
 
 
+def pooled(charges: dict[str, float], unified: set[str]) -> dict[str, float]:
+    """Charges with every unified-memory GPU's share counted as host memory: such a GPU has no memory of its
+    own (e.g. GB10), so the host and it are one pool and must not be budgeted twice."""
+    result: dict[str, float] = {}
+    for device, mib in charges.items():
+        key = HOST if device in unified else device
+        result[key] = result.get(key, 0.0) + mib
+    return result
+
+
 def reported_charges(by_device: dict[str, dict[str, float]], gpu_count: int) -> dict[str, float] | None:
     """The engine's own report (llama-server buffer lines) mapped onto our device names."""
     if not by_device:

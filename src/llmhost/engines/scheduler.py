@@ -23,7 +23,7 @@ from llmhost.engines import memory, placement
 from llmhost.engines.engine import Engine
 from llmhost.engines.process import State, reap_orphans
 from llmhost.models.catalog import ModelEntry
-from llmhost.telemetry.gpu import GpuBackend, NoGpu
+from llmhost.telemetry.gpu import GpuBackend, GpuMemory, NoGpu
 from llmhost.types import EngineUnavailable, Overloaded, QueueTimeout
 from llmhost.upstream import UpstreamClient
 
@@ -167,10 +167,11 @@ class Scheduler:
             return slot.engine
 
     async def _make_room(self, slot: ModelSlot) -> None:
-        gpu_count = len(self.gpus.memory())
-        need = memory.device_charges(slot.estimate.total_mib, slot.profile, gpu_count)
+        gpus = self.gpus.memory()
+        gpu_count, unified = len(gpus), unified_devices(gpus)
+        need = memory.pooled(memory.device_charges(slot.estimate.total_mib, slot.profile, gpu_count), unified)
         others = [s for s in self.models.values() if s is not slot and s.loaded]
-        residents = [self._resident(s, gpu_count) for s in others]
+        residents = [self._resident(s, gpu_count, unified) for s in others]
         max_loaded = self.settings.scheduler.max_loaded
         result = placement.plan(need, self._unreserved(), residents, max_loaded)
         if not result.fits:
@@ -188,10 +189,10 @@ class Scheduler:
         detail = "; ".join(parts)
         return f"{slot.name} cannot fit even after unloading every unpinned model ({detail})"
 
-    def _resident(self, slot: ModelSlot, gpu_count: int) -> placement.Resident:
+    def _resident(self, slot: ModelSlot, gpu_count: int, unified: set[str]) -> placement.Resident:
         return placement.Resident(
             name=slot.name,
-            charges=self.charges(slot, gpu_count),
+            charges=memory.pooled(self.charges(slot, gpu_count), unified),
             priority=slot.profile.priority,
             last_used=slot.last_used,
             pinned=slot.pinned,
@@ -212,7 +213,8 @@ class Scheduler:
         host = cfg.host_memory_mib or psutil.virtual_memory().total / MIB - cfg.reserve_mib
         budget = {memory.HOST: host}
         for gpu in self.gpus.memory():
-            budget[f"gpu{gpu.index}"] = cfg.gpu_memory_mib or gpu.total_mib - cfg.reserve_mib
+            if not gpu.unified:  # its memory is the host's, already in the budget
+                budget[f"gpu{gpu.index}"] = cfg.gpu_memory_mib or gpu.total_mib - cfg.reserve_mib
         return budget
 
     def _unreserved(self) -> dict[str, float]:
@@ -225,13 +227,18 @@ class Scheduler:
     def available(self) -> dict[str, float]:
         """MiB per device (``host`` and ``gpuN``) that could still be placed without unloading anything: the
         capacity less the loaded engines and the reservations."""
-        gpu_count = len(self.gpus.memory())
+        gpus = self.gpus.memory()
+        gpu_count, unified = len(gpus), unified_devices(gpus)
         free = self._unreserved()
         for slot in self.models.values():
             if slot.loaded:
-                for device, mib in self.charges(slot, gpu_count).items():
+                for device, mib in memory.pooled(self.charges(slot, gpu_count), unified).items():
                     free[device] = free.get(device, 0.0) - mib
         return free
+
+    def pooled(self, charges: dict[str, float]) -> dict[str, float]:
+        """``charges`` on the devices the budget knows: a unified-memory GPU's share goes to the host."""
+        return memory.pooled(charges, unified_devices(self.gpus.memory()))
 
     def reserve(self, owner: str, charges: dict[str, float]) -> None:
         """Hold memory for an engine started outside the scheduler (a tuning trial) until ``release``."""
@@ -322,3 +329,7 @@ class Scheduler:
         for slot in self.models.values():
             if slot.engine is not None:
                 slot.engine.kill_now()
+
+
+def unified_devices(gpus: list[GpuMemory]) -> set[str]:
+    return {f"gpu{gpu.index}" for gpu in gpus if gpu.unified}

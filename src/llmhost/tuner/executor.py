@@ -223,6 +223,10 @@ class ServiceExecutor(LocalLlamaServerExecutor):
         self.scheduler = scheduler
         self.owner = owner
 
+    def charges(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """Per device as the scheduler budgets it (a unified-memory GPU's share is host memory)."""
+        return self.scheduler.pooled(super().charges(params))
+
     @classmethod
     def from_service(cls, service: Service, model: str, owner: str) -> ServiceExecutor:
         entry = resolve_model(service.catalog, model)
