@@ -23,6 +23,9 @@ from llmhost.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
+HEALTH_POLL = 0.05  # seconds between /health checks while an engine loads, unless its log says it is ready
+READY_HINTS = ("llama_server: model loaded", "update_slots: all slots are idle")
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -50,6 +53,7 @@ class Engine:
         self.settings = settings
         self.pid_dir = pid_dir
         self.memory = MemoryReport()
+        self._ready_hint = asyncio.Event()  # set by the engine's own "ready" log line; /health confirms it
         self.port = 0
         self.process: ChildProcess | None = None
         self.client: UpstreamClient | None = None
@@ -99,9 +103,10 @@ class Engine:
         await self._discard_process()
         self.port = free_port()
         self.memory.reset()
+        self._ready_hint.clear()
         argv = build_argv(self.binary, self.model_path, self.profile, self.port)
         self.process = ChildProcess(
-            argv, name=self.model, pid_dir=self.pid_dir, log_lines=self.settings.log_lines, on_line=self.memory.feed
+            argv, name=self.model, pid_dir=self.pid_dir, log_lines=self.settings.log_lines, on_line=self._on_line
         )
         log.info("starting engine", model=self.model, port=self.port)
         await self.process.spawn()
@@ -122,9 +127,20 @@ class Engine:
                 health = await client.get_json("/health", timeout=2.0)
                 if health.get("status") == "ok":
                     return
-            await asyncio.sleep(0.05)
+            await self._until_ready_hint(HEALTH_POLL)
         await process.terminate(self.settings.stop_grace)
         raise self._failed_start(process, f"not ready after {self.settings.startup_timeout:.0f} s")
+
+    def _on_line(self, line: str) -> None:
+        self.memory.feed(line)
+        if any(hint in line for hint in READY_HINTS):
+            self._ready_hint.set()
+
+    async def _until_ready_hint(self, timeout: float) -> None:
+        """Wait for the engine to say it is ready, or ``timeout``: a cold start is not charged a polling interval."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready_hint.wait(), timeout)
+        self._ready_hint.clear()
 
     def _failed_start(self, process: ChildProcess, why: str) -> EngineUnavailable:
         tail = " | ".join(line for line in process.tail(8) if line.strip())

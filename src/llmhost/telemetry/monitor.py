@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -69,6 +70,8 @@ class Monitor:
         self.store: TelemetryStore | None = None
         self.on_tokens: Callable[[str, int], None] | None = None  # (key name, tokens) of each finished request
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmhost-store")
+        self._finished_batch: list[RequestSummary] = []  # written by one flush on the writer thread
+        self._batch_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
 
@@ -110,9 +113,23 @@ class Monitor:
         return RequestTrack(self.tracker, record, charge)
 
     def _finished(self, summary: RequestSummary) -> None:
+        """Group commit: the first finished request schedules a flush; the ones that finish before the writer gets
+        to it join the same transaction. Quiet service: one request per commit, no delay; busy: one commit per
+        batch instead of one per request."""
         self.request_metrics.observe(summary)
-        if self.store is not None:
-            self._writer.submit(self.store.add_request, summary)
+        if self.store is None:
+            return
+        with self._batch_lock:
+            self._finished_batch.append(summary)
+            if len(self._finished_batch) > 1:
+                return  # a flush is already scheduled and will take this one too
+        self._writer.submit(self._flush_finished)
+
+    def _flush_finished(self) -> None:
+        with self._batch_lock:
+            batch, self._finished_batch = self._finished_batch, []
+        if batch and self.store is not None:
+            self.store.add_requests(batch)
 
     # sampling ---------------------------------------------------------------------------------------
 

@@ -148,10 +148,16 @@ class TelemetryStore:
 
     def add_request(self, request: RequestSummary) -> None:
         """Record a finished request (again: the same id replaces the earlier row)."""
+        self.add_requests([request])
+
+    def add_requests(self, requests: Sequence[RequestSummary]) -> None:
+        """Record finished requests in one transaction (one commit for a whole batch)."""
         placeholders = ", ".join("?" * len(REQUEST_COLUMNS))
-        row = tuple(str(value) if isinstance(value, RequestState) else value for value in astuple(request))
+        rows = [tuple(str(v) if isinstance(v, RequestState) else v for v in astuple(r)) for r in requests]
         with self._transaction() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO requests ({', '.join(REQUEST_COLUMNS)}) VALUES ({placeholders})", row)
+            conn.executemany(
+                f"INSERT OR REPLACE INTO requests ({', '.join(REQUEST_COLUMNS)}) VALUES ({placeholders})", rows
+            )
 
     def add_points(self, ts: float, points: Iterable[Point]) -> None:
         """Raw samples taken at ``ts`` (wall-clock seconds)."""
