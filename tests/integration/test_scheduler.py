@@ -670,3 +670,26 @@ def test_cli_ps_load_unload(start_llmhost: Start) -> None:
     result = run_cli("ps", "--url", "http://127.0.0.1:1")
     assert result.returncode == 1
     assert "cannot reach llmhost" in result.stderr
+
+
+def test_engines_without_a_thread_count_share_the_cores(start_llmhost: Start) -> None:
+    """No max_loaded, threads unset: the first engine takes every core; when a second loads beside it, each gets its
+    share and the first restarts once idle, so that together they never run more threads than there are cores."""
+    from llmhost.engines.llamaserver import cpu_cores
+
+    cores = cpu_cores()
+    server = serve(start_llmhost, "share", three_models(a={"threads": None}, b={"threads": None}))
+
+    def threads(model: str) -> int:
+        argv = engine_status(server, model)["argv"]
+        return int(argv[argv.index("--threads") + 1]) if argv else 0
+
+    ok_chat(server, "small-a", max_tokens=2)
+    assert threads("small-a") == cores
+    ok_chat(server, "small-b", max_tokens=2)
+    assert threads("small-b") == max(1, cores // 2)
+    assert wait_for(lambda: threads("small-a") == max(1, cores // 2), timeout=30), events(server)
+    ok_chat(server, "small-a", max_tokens=2)
+    restarted = [e for e in events(server) if e["event"] == "unload" and e["model"] == "small-a"]
+    assert len(restarted) == (1 if cores >= 2 else 0)
+    assert threads("small-a") + threads("small-b") <= max(cores, 2)

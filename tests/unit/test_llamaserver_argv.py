@@ -176,3 +176,25 @@ def test_memory_report_ignores_other_lines_and_sums_repeats() -> None:
     report.reset()
     assert report.by_device == {}
     assert report.total_mib() is None
+
+
+@pytest.mark.parametrize(("cores", "engines", "threads"), [(16, 1, 16), (16, 2, 8), (16, 3, 5), (2, 2, 1), (2, 5, 1)])
+def test_engines_share_the_physical_cores_and_never_oversubscribe(
+    monkeypatch: pytest.MonkeyPatch, cores: int, engines: int, threads: int
+) -> None:
+    monkeypatch.setattr("llmhost.engines.llamaserver.cpu_cores", lambda: cores)
+    assert default_threads(engines) == threads
+    assert engines * threads <= cores or threads == 1
+    argv = build_argv(BINARY, MODEL, ModelProfile(), port=5, engines=engines)
+    assert flag_value(argv, "--threads") == str(threads)
+    assert flag_value(build_argv(BINARY, MODEL, ModelProfile(threads=3), port=5, engines=engines), "--threads") == "3"
+
+
+def test_cores_are_physical_and_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmhost.engines import llamaserver
+
+    monkeypatch.setattr(llamaserver.psutil, "cpu_count", lambda logical=True: 8 if logical else 4)
+    monkeypatch.setattr(llamaserver.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert llamaserver.cpu_cores() == 4  # hyper-threads are not cores
+    monkeypatch.setattr(llamaserver.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert llamaserver.cpu_cores() == 2  # taskset / cgroup limits win

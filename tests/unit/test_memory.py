@@ -12,7 +12,7 @@ from conftest import model_file
 from llmhost.config import ModelProfile, SchedulerSettings, Settings
 from llmhost.engines import memory
 from llmhost.engines.llamaserver import MemoryReport
-from llmhost.engines.scheduler import Scheduler
+from llmhost.engines.scheduler import ModelSlot, Scheduler
 from llmhost.models.catalog import ModelEntry
 from llmhost.models.gguf_meta import GgufMeta, read_gguf_meta
 from llmhost.telemetry.gpu import GpuBackend, GpuMemory
@@ -230,3 +230,16 @@ def test_a_unified_memory_gpu_is_not_budgeted_twice(tmp_path: Path, meta: GgufMe
     assert sched.charges(slot) == {"gpu0": pytest.approx(total)}  # where llama.cpp puts it, as shown to users
     assert sched.pooled(sched.charges(slot)) == {"host": pytest.approx(total)}  # what the budget counts
     assert memory.pooled({"gpu0": 10.0, "gpu1": 5.0, "host": 1.0}, {"gpu0"}) == {"host": 11.0, "gpu1": 5.0}
+
+
+def test_an_engine_shares_the_cpu_with_the_engines_that_may_serve_beside_it(tmp_path: Path, meta: GgufMeta) -> None:
+    def slot(sched: Scheduler, name: str) -> ModelSlot:
+        return sched.slot(ModelEntry(name, model_file(), "config", meta.file_size, 0.0, meta), ModelProfile())
+
+    capped = scheduler(tmp_path, None, max_loaded=3)
+    assert capped.sharing_cpu(slot(capped, "a")) == 3  # the declared maximum, even before others load
+    free = scheduler(tmp_path, None)
+    first, second = slot(free, "a"), slot(free, "b")
+    assert free.sharing_cpu(first) == 1
+    first.engine = object()  # type: ignore[assignment]  # an engine assigned: loading or serving
+    assert first.loaded and free.sharing_cpu(second) == 2 and free.sharing_cpu(first) == 1

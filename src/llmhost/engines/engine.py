@@ -45,8 +45,10 @@ class Engine:
         binary: Path,
         settings: EngineSettings,
         pid_dir: Path,
+        engines: int = 1,
     ) -> None:
         self.model = model
+        self.engines = engines  # engines sharing the CPU when this one starts: its default share of the cores
         self.model_path = model_path
         self.profile = profile
         self.binary = binary
@@ -104,7 +106,7 @@ class Engine:
         self.port = free_port()
         self.memory.reset()
         self._ready_hint.clear()
-        argv = build_argv(self.binary, self.model_path, self.profile, self.port)
+        argv = build_argv(self.binary, self.model_path, self.profile, self.port, self.engines)
         self.process = ChildProcess(
             argv, name=self.model, pid_dir=self.pid_dir, log_lines=self.settings.log_lines, on_line=self._on_line
         )

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from llmhost.config import ModelProfile
 
 # e.g. "load_tensors:   CPU_Mapped model buffer size =    98.35 MiB"
@@ -23,8 +25,17 @@ BUFFER_LINE = re.compile(
 )
 
 
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) or 1
+def cpu_cores() -> int:
+    """Physical cores this process may use: llama.cpp runs best with one thread per physical core."""
+    usable = len(os.sched_getaffinity(0)) or 1
+    return max(1, min(usable, psutil.cpu_count(logical=False) or usable))
+
+
+def default_threads(engines: int = 1) -> int:
+    """One engine's share of the cores when ``engines`` engines may serve at once, so that together they never run
+    more threads than there are cores. Oversubscribed llama.cpp thread pools collapse (measured on 2 cores: two
+    2-thread engines serving together made 7 tok/s in all, two 1-thread engines 110, one 2-thread engine alone 97)."""
+    return max(1, cpu_cores() // max(1, engines))
 
 
 @functools.cache
@@ -44,8 +55,9 @@ def embeddings_enabled(profile: ModelProfile) -> bool:
     return profile.embeddings and parallel & (parallel - 1) == 0
 
 
-def build_argv(binary: Path, model: Path, profile: ModelProfile, port: int) -> list[str]:
-    """The full llama-server command line, as a list (never a shell string)."""
+def build_argv(binary: Path, model: Path, profile: ModelProfile, port: int, engines: int = 1) -> list[str]:
+    """The full llama-server command line, as a list (never a shell string). ``engines``: how many engines share the
+    CPU, for the default thread count."""
     argv = [
         str(binary),
         "--model",
@@ -59,7 +71,7 @@ def build_argv(binary: Path, model: Path, profile: ModelProfile, port: int) -> l
         "--parallel",
         str(profile.parallel),
         "--threads",
-        str(profile.threads or default_threads()),
+        str(profile.threads or default_threads(engines)),
         "--metrics",
         "--no-webui",
         "--verbosity",

@@ -21,10 +21,11 @@ import structlog
 from llmhost.config import ModelProfile, Settings
 from llmhost.engines import memory, placement
 from llmhost.engines.engine import Engine
+from llmhost.engines.llamaserver import cpu_cores, default_threads
 from llmhost.engines.process import State, reap_orphans
 from llmhost.models.catalog import ModelEntry
 from llmhost.telemetry.gpu import GpuBackend, GpuMemory, NoGpu
-from llmhost.types import EngineUnavailable, Overloaded, QueueTimeout
+from llmhost.types import EngineUnavailable, LlmhostError, Overloaded, QueueTimeout
 from llmhost.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,7 @@ class Scheduler:
         self.reserved: dict[str, dict[str, float]] = {}  # MiB per device held by engines it does not place (trials)
         self._placing = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # restarts that share the cores
 
     def reap_orphans(self) -> list[int]:
         return reap_orphans(self.pid_dir)
@@ -164,7 +166,31 @@ class Scheduler:
             await self._make_room(slot)
             slot.engine = self._new_engine(slot)
             self._record("load", slot.name)
+            self._share_cores(slot)
             return slot.engine
+
+    def _share_cores(self, newcomer: ModelSlot) -> None:
+        """Engines that took a larger share of the cores than is theirs now that ``newcomer`` runs beside them
+        (``threads`` unset, no ``max_loaded``) restart once idle: engines that together run more threads than there
+        are cores slow down tenfold or worse (see ``default_threads``)."""
+        if self.settings.scheduler.max_loaded:
+            return
+        share = default_threads(self.sharing_cpu(newcomer))
+        for other in self.models.values():
+            engine = other.engine
+            if other is newcomer or engine is None or other.profile.threads is not None or other.draining:
+                continue
+            if default_threads(engine.engines) > share:
+                task = asyncio.get_running_loop().create_task(self._restart_to_share(other), name=f"share-{other.name}")
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _restart_to_share(self, slot: ModelSlot) -> None:
+        await self._unload(slot, reason=f"restarted with fewer threads to share the CPU ({cpu_cores()} cores)")
+        try:
+            await self.load(slot.entry, slot.profile)
+        except LlmhostError as exc:
+            log.warning("engine not restarted after sharing the cores", model=slot.name, error=exc.message)
 
     async def _make_room(self, slot: ModelSlot) -> None:
         gpus = self.gpus.memory()
@@ -260,7 +286,13 @@ class Scheduler:
             binary=self.binary,
             settings=self.settings.engine,
             pid_dir=self.pid_dir,
+            engines=self.sharing_cpu(slot),
         )
+
+    def sharing_cpu(self, slot: ModelSlot) -> int:
+        """How many engines may serve at once beside ``slot``'s: ``max_loaded`` when set, else those loaded now."""
+        declared = self.settings.scheduler.max_loaded
+        return declared or 1 + sum(1 for other in self.models.values() if other.loaded and other is not slot)
 
     # unloading -----------------------------------------------------------------------------------------
 
@@ -316,10 +348,11 @@ class Scheduler:
         log.info(f"model {kind}", model=model, reason=reason)
 
     async def stop_all(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        for task in [self._reaper, *self._background]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         engines = [slot.engine for slot in self.models.values() if slot.engine is not None]
         for slot in self.models.values():
             slot.engine = None
