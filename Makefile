@@ -18,7 +18,7 @@ help:
 	@echo "make setup  - install and run 'llmhost setup'"
 	@echo "make test   - system packages if missing, install with test extras, setup, pytest"
 	@echo "make lint   - ruff and mypy"
-	@echo "make bench  - benchmarks/engine_vs_direct.py"
+	@echo "make bench  - gateway, engine, per-route CPU, cold start and shared-CPU benchmarks (about 8 minutes)"
 	@echo "make clean  - remove the venv and caches in this repository"
 
 $(PY):
@@ -69,8 +69,14 @@ lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
+# Each benchmark prints its table (with the issue's targets) and writes JSON to benchmarks/results/.
 bench: $(VENV)/.stamp-run
-	$(PY) benchmarks/engine_vs_direct.py
+	$(LLMHOST) setup
+	$(PY) benchmarks/gateway_overhead.py
+	$(PY) benchmarks/engine_vs_direct.py --levels 1,4,8
+	$(PY) benchmarks/route_cpu.py
+	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/shared_cpu.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

@@ -8,6 +8,7 @@ pre-encoded), a usage chunk and ``[DONE]``, so that what a gateway in front of i
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 import orjson
@@ -63,9 +64,10 @@ HEALTH = orjson.dumps({"status": "ok"})
 class InstantApp:
     """A raw ASGI app (no framework): the upstream must cost as little as possible."""
 
-    def __init__(self, chunks: int) -> None:
+    def __init__(self, chunks: int, delay: float = 0.0) -> None:
         self.events = stream_body(chunks)
         self.whole = whole_body(chunks)
+        self.delay = delay  # seconds between chunks: 0 is instant, a few ms looks like an engine's decode
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -97,6 +99,8 @@ class InstantApp:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         for event in self.events:
             await send({"type": "http.response.body", "body": event, "more_body": True})
+            if self.delay:
+                await asyncio.sleep(self.delay)
         await send({"type": "http.response.body", "body": b""})
 
 
@@ -106,8 +110,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--chunks", type=int, default=32)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="pause between chunks (default: none)")
     args = parser.parse_args()
-    uvicorn.run(InstantApp(args.chunks), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        InstantApp(args.chunks, args.delay_ms / 1000),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":
