@@ -294,14 +294,16 @@ def kill_if_running(proc: psutil.Process | None) -> bool:
 
 
 async def wait_healthy(client: httpx.AsyncClient, base_url: str, child: Child, timeout: float) -> None:
-    """Poll ``/health`` until it answers ``{"status": "ok"}``; fail early if the child exits."""
+    """Poll ``/health`` until it answers 200 (with ``{"status": "ok"}`` from llama-server); fail early if the child
+    exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not child.alive:
             raise StartError(f"{child.argv[0]} exited with {child.proc.returncode}:\n{child.tail()}")
         try:
             response = await client.get(f"{base_url}/health", timeout=2.0)
-            if response.status_code == 200 and response.json().get("status") == "ok":
+            # llama-server answers {"status": "ok"}; llmhost answers 200 with an empty body, as vLLM and TGI do
+            if response.status_code == 200 and (not response.content or response.json().get("status") == "ok"):
                 return
         except (httpx.HTTPError, ValueError):
             pass
