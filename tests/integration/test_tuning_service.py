@@ -93,7 +93,9 @@ def test_a_job_in_the_service_streams_applies_and_rolls_back(service: LlmhostSer
         events = events_until_end(client, job_id, check_beside)
         kinds = [event["kind"] for event in events]
         assert kinds[0] == "snapshot" and kinds[-1] == "job_finished"
-        assert kinds.count("trial_started") == kinds.count("trial_finished") == 4
+        assert kinds.count("trial_finished") == 4
+        # the first trial can start before the subscription: the snapshot stands for what came before it
+        assert kinds.count("trial_started") in (3, 4)
         assert beside and len(beside[0][0]) == 2 and beside[0][1] == 2  # two engines, two ports, two pid files
 
         detail = client.get(f"/admin/tune/jobs/{job_id}").json()

@@ -255,8 +255,10 @@ def _sse(data: dict[str, Any]) -> bytes:
 # benchmark runs ------------------------------------------------------------------------------------------
 
 
-def _bench(request: Request) -> BenchStore:
-    return _manager(request).bench_store
+async def _bench(request: Request) -> BenchStore:
+    manager = _manager(request)
+    await manager.opened()
+    return manager.bench_store
 
 
 @router.get("/bench/runs")
@@ -266,13 +268,13 @@ async def list_runs(request: Request) -> dict[str, Any]:
         limit = min(max(int(query.get("limit", "50")), 1), 500)
     except ValueError:
         raise InvalidRequest("limit must be a whole number", param="limit") from None
-    runs = await asyncio.to_thread(_bench(request).list_runs, limit=limit, source=query.get("source"))
+    runs = await asyncio.to_thread((await _bench(request)).list_runs, limit=limit, source=query.get("source"))
     return {"runs": [run.to_dict() for run in runs]}
 
 
 @router.get("/bench/runs/{run_id}")
 async def get_run(request: Request, run_id: str) -> dict[str, Any]:
-    run = await asyncio.to_thread(_bench(request).get_run, run_id)
+    run = await asyncio.to_thread((await _bench(request)).get_run, run_id)
     if run is None:
         raise RunNotFound(f"no benchmark run {run_id}", code="run_not_found")
     return run.to_dict()

@@ -56,14 +56,22 @@ class TuningManager:
     @property
     def store(self) -> TunerStore:
         if self._store is None:
-            raise JobConflict("the tuner is not started")
+            self._open_stores()
+        assert self._store is not None
         return self._store
 
     @property
     def bench_store(self) -> BenchStore:
         if self._bench is None:
+            self._open_stores()
+        if self._bench is None:
             raise JobConflict("the tuner is not started")
         return self._bench
+
+    async def opened(self) -> None:
+        """Open bench.db (creating it) off the event loop, once: the stores' properties then never touch disk."""
+        if self._store is None:
+            await asyncio.to_thread(self._open_stores)
 
     def _open_stores(self) -> None:
         database = Database(self.service.settings.data_dir / DB_FILE)
@@ -72,7 +80,10 @@ class TuningManager:
     # lifecycle -------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume the jobs a previous run of the service left unfinished, oldest first."""
+        """Resume the jobs a previous run of the service left unfinished, oldest first. Without a bench.db no job
+        was ever stored: the file is made by the first job or benchmark, not by every start."""
+        if not await asyncio.to_thread((self.service.settings.data_dir / DB_FILE).exists):
+            return
         await asyncio.to_thread(self._open_stores)
         unfinished = await asyncio.to_thread(self.store.unfinished_jobs)
         for record in sorted(unfinished, key=lambda job: job.created_at):
@@ -109,6 +120,7 @@ class TuningManager:
 
     async def submit(self, config: TuneConfig, executor: ServiceExecutor) -> TuningJob:
         """Record the job (``pending``) and run it when its turn comes."""
+        await self.opened()
         job_id = executor.owner.removeprefix("tune:")
         job = TuningJob(config, executor, self.store, bench_store=self.bench_store, job_id=job_id)
         now = time.time()
@@ -138,6 +150,7 @@ class TuningManager:
 
     async def stop_job(self, job_id: str) -> JobRecord:
         """Stop a job now: its trial engine stops, finished trials stay (``stopped``, not resumed at start)."""
+        await self.opened()
         record = await self.record(job_id)
         task, job = self._tasks.get(job_id), self.jobs.get(job_id)
         if task is None or job is None:
@@ -152,17 +165,21 @@ class TuningManager:
         return record
 
     async def record(self, job_id: str) -> JobRecord:
+        await self.opened()
         record = await asyncio.to_thread(self.store.get_job, job_id)
         if record is None:
             raise JobNotFound(f"no tuning job {job_id}", code="job_not_found")
         return record
 
     async def summary(self, job_id: str) -> JobSummary:
+        await self.opened()
         record = await self.record(job_id)
         trials = await asyncio.to_thread(self.store.trials, job_id)
         return JobSummary(record, TuneConfig.from_dict(record.config), trials)
 
     async def summaries(self, limit: int = 50) -> list[JobSummary]:
+        await self.opened()
+
         def load() -> list[JobSummary]:
             records = self.store.list_jobs(limit=limit)
             return [JobSummary(r, TuneConfig.from_dict(r.config), self.store.trials(r.id)) for r in records]
