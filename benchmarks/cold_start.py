@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import yaml
-from _common import Child, clean_env, free_port, median, stream_chat
+from _common import Child, clean_env, free_port, median, stream_chat, wait_healthy
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +32,7 @@ from llmhost.installer import default_model_path, resolve_engine
 from llmhost.models.names import display_name_for_file
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+STARTUP_S = 60.0
 TARGET_MS = 100.0
 PROFILE = ModelProfile(ctx=2048, parallel=2)
 
@@ -107,7 +108,7 @@ async def measure(repeats: int, console: Console) -> dict[str, list[float]]:
         times: dict[str, list[float]] = {"direct": [], "llmhost": []}
         try:
             async with httpx.AsyncClient(timeout=120) as client:
-                await wait_up(client, url, llmhost)
+                await wait_healthy(client, url, llmhost, STARTUP_S)
                 await llmhost_once(client, url, name)  # first start of all: page cache, imports
                 for repeat in range(repeats):
                     times["direct"].append(await direct_once(binary, model, workdir))
@@ -117,19 +118,6 @@ async def measure(repeats: int, console: Console) -> dict[str, list[float]]:
         finally:
             llmhost.stop()
         return times
-
-
-async def wait_up(client: httpx.AsyncClient, url: str, child: Child) -> None:
-    for _ in range(600):
-        try:
-            if (await client.get(f"{url}/health")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if not child.alive:
-            raise RuntimeError(child.tail())
-        await asyncio.sleep(0.1)
-    raise RuntimeError("llmhost did not start")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

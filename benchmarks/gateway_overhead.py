@@ -55,30 +55,12 @@ class Timing:
 Send = Callable[[], Awaitable[Timing]]
 
 
-async def openai_stream(client: httpx.AsyncClient, url: str) -> Timing:
+async def timed_stream(client: httpx.AsyncClient, url: str, done: bytes) -> Timing:
+    """One streamed chat: TTFT at the first content chunk, e2e at the end; ``done`` marks a complete stream."""
     body = orjson.dumps({"model": "instant", "messages": MESSAGES, "stream": True})
     t0 = time.perf_counter()
     first: float | None = None
-    done = False
-    try:
-        async with client.stream("POST", url, content=body, headers={"content-type": "application/json"}) as reply:
-            if reply.status_code != 200:
-                return Timing(time.perf_counter() - t0, None, f"HTTP {reply.status_code}")
-            async for line in reply.aiter_lines():
-                if line == "data: [DONE]":
-                    done = True
-                elif first is None and line.startswith("data:") and '"content":"t' in line:
-                    first = time.perf_counter()
-    except httpx.HTTPError as exc:
-        return Timing(time.perf_counter() - t0, first, type(exc).__name__)
-    return Timing(time.perf_counter() - t0, first - t0 if first else None, None if done else "no [DONE]")
-
-
-async def ollama_stream(client: httpx.AsyncClient, url: str) -> Timing:
-    body = orjson.dumps({"model": "instant", "messages": MESSAGES, "stream": True})
-    t0 = time.perf_counter()
-    first: float | None = None
-    done = False
+    finished = False
     try:
         async with client.stream("POST", url, content=body, headers={"content-type": "application/json"}) as reply:
             if reply.status_code != 200:
@@ -86,11 +68,10 @@ async def ollama_stream(client: httpx.AsyncClient, url: str) -> Timing:
             async for line in reply.aiter_lines():
                 if first is None and '"content":"t' in line:
                     first = time.perf_counter()
-                if '"done":true' in line:
-                    done = True
+                finished = finished or done in line.encode()
     except httpx.HTTPError as exc:
         return Timing(time.perf_counter() - t0, first, type(exc).__name__)
-    return Timing(time.perf_counter() - t0, first - t0 if first else None, None if done else "no done line")
+    return Timing(time.perf_counter() - t0, first - t0 if first else None, None if finished else "incomplete stream")
 
 
 async def closed_loop(
@@ -160,9 +141,9 @@ async def wait_for(url: str, child: Child, must_contain: str = "", timeout: floa
 
 def senders(client: httpx.AsyncClient, upstream: str, gateway: str) -> dict[str, Send]:
     return {
-        "direct": lambda: openai_stream(client, f"{upstream}/v1/chat/completions"),
-        "openai": lambda: openai_stream(client, f"{gateway}/v1/chat/completions"),
-        "ollama": lambda: ollama_stream(client, f"{gateway}/api/chat"),
+        "direct": lambda: timed_stream(client, f"{upstream}/v1/chat/completions", b"data: [DONE]"),
+        "openai": lambda: timed_stream(client, f"{gateway}/v1/chat/completions", b"data: [DONE]"),
+        "ollama": lambda: timed_stream(client, f"{gateway}/api/chat", b'"done":true'),
     }
 
 

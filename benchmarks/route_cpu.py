@@ -25,7 +25,7 @@ import httpx
 import orjson
 import psutil
 import yaml
-from _common import Child, clean_env, free_port, median, process_cpu
+from _common import Child, clean_env, free_port, median, process_cpu, wait_healthy
 from rich.console import Console
 from rich.table import Table
 
@@ -34,6 +34,7 @@ from llmhost.installer import default_model_path, resolve_engine
 from llmhost.models.names import display_name_for_file
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+STARTUP_S = 60.0
 TOKENS = 64
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 STORY = "Chapter one. The storm came in from the west on the first night of winter, and the lighthouse keeper"
@@ -109,7 +110,7 @@ async def measure(requests: int, repeats: int) -> list[dict[str, Any]]:
         base, runs = f"http://127.0.0.1:{port}", []
         try:
             async with httpx.AsyncClient(timeout=120) as client:
-                await up(client, base, child)
+                await wait_healthy(client, base, child, STARTUP_S)
                 for send in ROUTES.values():  # load the engine, warm every route
                     await send(client, base, name)
                 for repeat in range(repeats):
@@ -141,19 +142,6 @@ async def level(
         "cpu_ms_per_token": 1000 * used / max(tokens, 1),
         "tokens_per_req": tokens / n,
     }
-
-
-async def up(client: httpx.AsyncClient, url: str, child: Child) -> None:
-    for _ in range(600):
-        try:
-            if (await client.get(f"{url}/health")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if not child.alive:
-            raise RuntimeError(child.tail())
-        await asyncio.sleep(0.1)
-    raise RuntimeError("llmhost did not start")
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import yaml
-from _common import Child, clean_env, free_port
+from _common import Child, clean_env, free_port, wait_healthy
 from rich.console import Console
 from rich.table import Table
 
@@ -36,6 +36,7 @@ from llmhost.config import load_settings
 from llmhost.installer import default_model_path, resolve_engine
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+STARTUP_S = 60.0
 FAIR = 0.5 * 0.9  # half of the solo figure, less 10 % for run-to-run noise on this box
 BODY = {"messages": [{"role": "user", "content": "Write a story about a cat."}], "max_tokens": 64, "ignore_eos": True}
 
@@ -77,7 +78,7 @@ async def policy(name: str, max_loaded: int | None, seconds: float, workdir: Pat
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(timeout=120) as client:
-            await up(client, url, child)
+            await wait_healthy(client, url, child, STARTUP_S)
             await serve_for(client, url, "a", 1)  # load A alone, warm
             alone = await serve_for(client, url, "a", seconds)
             await serve_for(client, url, "b", 1)  # load B beside A
@@ -86,19 +87,6 @@ async def policy(name: str, max_loaded: int | None, seconds: float, workdir: Pat
     finally:
         child.stop()
     return {"policy": name, "max_loaded": max_loaded, "threads": threads, "alone": alone, "a": a, "b": b}
-
-
-async def up(client: httpx.AsyncClient, url: str, child: Child) -> None:
-    for _ in range(300):
-        try:
-            if (await client.get(f"{url}/health")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if not child.alive:
-            raise RuntimeError(child.tail())
-        await asyncio.sleep(0.1)
-    raise RuntimeError("llmhost did not start")
 
 
 async def measure(seconds: float, console: Console) -> list[dict[str, Any]]:
