@@ -3,6 +3,7 @@ engine's own report mapped onto device names, and the scheduler's budgets with a
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import psutil
@@ -243,3 +244,29 @@ def test_an_engine_shares_the_cpu_with_the_engines_that_may_serve_beside_it(tmp_
     assert free.sharing_cpu(first) == 1
     first.engine = object()  # type: ignore[assignment]  # an engine assigned: loading or serving
     assert first.loaded and free.sharing_cpu(second) == 2 and free.sharing_cpu(first) == 1
+
+
+async def test_only_cpu_engines_restart_to_share_the_cores(
+    tmp_path: Path, meta: GgufMeta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("llmhost.engines.scheduler.default_threads", lambda engines: 4 // engines)
+    restarted: list[str] = []
+
+    async def restart(slot: ModelSlot) -> None:
+        restarted.append(slot.name)
+
+    def loaded(sched: Scheduler, name: str, **profile: object) -> ModelSlot:
+        slot = sched.slot(ModelEntry(name, model_file(), "config", meta.file_size, 0.0, meta), ModelProfile(**profile))
+        slot.engine = type("Started", (), {"engines": 1})()  # type: ignore[assignment]  # took all 4 cores
+        return slot
+
+    for gpus, expected in ((None, ["cpu", "gpu"]), (FakeGpus((8192, 8000)), ["cpu"])):
+        sched = scheduler(tmp_path, gpus)
+        monkeypatch.setattr(sched, "_restart_to_share", restart)
+        loaded(sched, "cpu", gpu_layers=0)
+        loaded(sched, "gpu")
+        loaded(sched, "fixed", threads=4)  # a profile's own threads are never changed
+        sched._share_cores(loaded(sched, "new"))
+        await asyncio.gather(*sched._background)
+        assert sorted(restarted) == expected, gpus
+        restarted.clear()

@@ -172,13 +172,17 @@ class Scheduler:
     def _share_cores(self, newcomer: ModelSlot) -> None:
         """Engines that took a larger share of the cores than is theirs now that ``newcomer`` runs beside them
         (``threads`` unset, no ``max_loaded``) restart once idle: engines that together run more threads than there
-        are cores slow down tenfold or worse (see ``default_threads``)."""
+        are cores slow down tenfold or worse (see ``default_threads``). Engines offloaded to a GPU are left alone:
+        their threads matter little, and their restart costs a model load."""
         if self.settings.scheduler.max_loaded:
             return
         share = default_threads(self.sharing_cpu(newcomer))
+        on_gpu = bool(self.gpus.memory())
         for other in self.models.values():
             engine = other.engine
             if other is newcomer or engine is None or other.profile.threads is not None or other.draining:
+                continue
+            if on_gpu and other.profile.gpu_layers != 0:
                 continue
             if default_threads(engine.engines) > share:
                 task = asyncio.get_running_loop().create_task(self._restart_to_share(other), name=f"share-{other.name}")
