@@ -135,7 +135,7 @@ class LiveConfig:
         async with self._lock:
             before = self.document()
             try:
-                new = self.validate(document)
+                new = await asyncio.to_thread(self.validate, document)
             except ConfigRejected as exc:
                 await self._record(who, source, "rejected", [], exc.message, before, document)
                 raise

@@ -214,7 +214,7 @@ async def get_config(request: Request) -> dict[str, Any]:
 async def validate_config(request: Request) -> dict[str, Any]:
     live = _live(request)
     try:
-        live.validate(await _document(request))
+        await asyncio.to_thread(live.validate, await _document(request))
     except ConfigRejected as exc:
         return {"valid": False, "errors": exc.message.split("; ")}
     return {"valid": True, "errors": []}
@@ -261,7 +261,7 @@ async def save_preset(request: Request) -> dict[str, Any]:
     live = _live(request)
     if "config" in body or "yaml" in body:
         sections = checked_sections(document_sections(document_from(body)))
-        live.validate(with_preset(live.document(), Preset("", 0.0, "", sections)))
+        await asyncio.to_thread(live.validate, with_preset(live.document(), Preset("", 0.0, "", sections)))
     else:
         sections = sections_of(live.document())
     preset = await asyncio.to_thread(_presets(request).save, body["name"], sections, _who(request))
@@ -336,7 +336,7 @@ async def split_model(request: Request, model: str) -> dict[str, Any]:
     text = yaml.safe_dump(document, sort_keys=False)
     if body.get("dry_run"):
         try:
-            live.validate(text)
+            await asyncio.to_thread(live.validate, text)
         except ConfigRejected as exc:
             return {"split": split.profile_fields(), "valid": False, "errors": exc.message.split("; ")}
         return {"split": split.profile_fields(), "valid": True, "errors": []}
