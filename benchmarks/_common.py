@@ -15,6 +15,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import IO, Any
 import httpx
 import orjson
 import psutil
+import yaml
 
 JSON_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
 
@@ -309,6 +311,18 @@ async def wait_healthy(client: httpx.AsyncClient, base_url: str, child: Child, t
             pass
         await asyncio.sleep(0.1)
     raise StartError(f"{child.argv[0]} not healthy after {timeout:.0f} s:\n{child.tail()}")
+
+
+QUIET_LLMHOST = {"scan_ollama": False, "scan_hf_cache": False, "gpu_backend": "none", "log_level": "warning"}
+
+
+def start_llmhost(workdir: Path, name: str, config: Mapping[str, Any], port: int) -> Child:
+    """``llmhost serve`` on 127.0.0.1:``port`` with ``config`` over isolated, quiet defaults (no store scans, no
+    GPU probing, warnings only); ``LLMHOST_*`` variables are not passed on."""
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**QUIET_LLMHOST, **config}), encoding="utf-8")
+    argv = [sys.executable, "-m", "llmhost", "serve", "--config", str(path), "--port", str(port)]
+    return Child(argv, workdir / f"{name}.log", env=clean_env("LLMHOST_"))
 
 
 def clean_env(prefix: str) -> dict[str, str]:

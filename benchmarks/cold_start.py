@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-from _common import Child, clean_env, free_port, median, stream_chat, wait_healthy
+from _common import Child, free_port, median, start_llmhost, stream_chat, wait_healthy
 from rich.console import Console
 from rich.table import Table
 
@@ -85,25 +84,10 @@ async def measure(repeats: int, console: Console) -> dict[str, list[float]]:
             "data_dir": str(workdir / "data"),
             "cache_dir": str(workdir / "cache"),
             "model_dirs": [str(model.parent)],
-            "scan_ollama": False,
-            "scan_hf_cache": False,
-            "gpu_backend": "none",
-            "log_level": "warning",
             "engine": {"llama_server": str(binary)},
             "models": {name: PROFILE.model_dump(mode="json", exclude_defaults=True)},
         }
-        (workdir / "llmhost.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        argv = [
-            sys.executable,
-            "-m",
-            "llmhost",
-            "serve",
-            "--config",
-            str(workdir / "llmhost.yaml"),
-            "--port",
-            str(port),
-        ]
-        llmhost = Child(argv, workdir / "llmhost.log", env=clean_env("LLMHOST_"))
+        llmhost = start_llmhost(workdir, "llmhost", config, port)
         url = f"http://127.0.0.1:{port}"
         times: dict[str, list[float]] = {"direct": [], "llmhost": []}
         try:

@@ -31,8 +31,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
-import yaml
-from _common import Child, CpuMeter, StartError, clean_env, distribution_ms, free_port, median
+from _common import Child, CpuMeter, StartError, distribution_ms, free_port, median, start_llmhost
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -103,18 +102,11 @@ async def services(workdir: Path, chunks: int) -> AsyncIterator[tuple[str, str, 
         "host": "127.0.0.1",
         "data_dir": str(workdir / "data"),
         "cache_dir": str(workdir / "cache"),
-        "scan_ollama": False,
-        "scan_hf_cache": False,
-        "gpu_backend": "none",
-        "log_level": "warning",
         "providers": [
             {"name": "instant", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "models": ["instant"]}
         ],
     }
-    path = workdir / "llmhost.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    argv = [sys.executable, "-m", "llmhost", "serve", "--config", str(path), "--port", str(gw_port)]
-    gateway = Child(argv, workdir / "llmhost.log", env=clean_env("LLMHOST_"))
+    gateway = start_llmhost(workdir, "llmhost", config, gw_port)
     up, gw = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{gw_port}"
     try:
         await wait_for(f"{up}/health", upstream)

@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
-import yaml
-from _common import Child, clean_env, free_port, median, process_cpu, wait_healthy
+from _common import free_port, median, process_cpu, start_llmhost, wait_healthy
 from rich.console import Console
 from rich.table import Table
 
@@ -87,26 +86,11 @@ async def measure(requests: int, repeats: int) -> list[dict[str, Any]]:
         config = {
             "data_dir": str(workdir / "data"),
             "model_dirs": [str(model.parent)],
-            "scan_ollama": False,
-            "scan_hf_cache": False,
-            "gpu_backend": "none",
-            "log_level": "warning",
             "default_model": name,
             "engine": {"llama_server": str(binary)},
             "models": {name: {"parallel": 1, "ctx": 1024}},
         }
-        (workdir / "llmhost.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        argv = [
-            sys.executable,
-            "-m",
-            "llmhost",
-            "serve",
-            "--config",
-            str(workdir / "llmhost.yaml"),
-            "--port",
-            str(port),
-        ]
-        child = Child(argv, workdir / "llmhost.log", env=clean_env("LLMHOST_"))
+        child = start_llmhost(workdir, "llmhost", config, port)
         base, runs = f"http://127.0.0.1:{port}", []
         try:
             async with httpx.AsyncClient(timeout=120) as client:

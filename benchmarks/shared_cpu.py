@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-from _common import Child, clean_env, free_port, wait_healthy
+from _common import free_port, start_llmhost, wait_healthy
 from rich.console import Console
 from rich.table import Table
 
@@ -62,19 +61,12 @@ async def policy(name: str, max_loaded: int | None, seconds: float, workdir: Pat
     config: dict[str, Any] = {
         "data_dir": str(workdir / name),
         "model_dirs": [],
-        "scan_ollama": False,
-        "scan_hf_cache": False,
-        "gpu_backend": "none",
-        "log_level": "warning",
         "engine": {"llama_server": str(binary)},
         "models": {"a": {"path": str(model), **profile}, "b": {"path": str(model), **profile}},
         "scheduler": {"max_loaded": max_loaded},
     }
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
     port = free_port()
-    argv = [sys.executable, "-m", "llmhost", "serve", "--config", str(path), "--port", str(port)]
-    child = Child(argv, workdir / f"{name}.log", env=clean_env("LLMHOST_"))
+    child = start_llmhost(workdir, name, config, port)
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(timeout=120) as client:
